@@ -1,0 +1,152 @@
+"""Configuration from environment variables, read once when the package starts.
+
+A value that cannot be parsed never raises: it falls back to the safe choice and the
+reason is kept in ``Config.problems`` so that logging (when on) can explain it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_ENDPOINT = "https://telemetry.flower.ai/api/v1/event"
+DEFAULT_EXIT_TIMEOUT = 1.0
+MAX_EXIT_TIMEOUT = 30.0
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the environment decides, parsed once."""
+
+    enabled: bool = True
+    #: Which variable turned telemetry off, as ``NAME=value``; ``None`` when enabled.
+    disabled_by: str | None = None
+    logging: bool = False
+    endpoint: str = DEFAULT_ENDPOINT
+    #: Folder of the source id; ``None`` when no home folder can be found.
+    home: Path | None = None
+    blocked: frozenset[str] = frozenset()
+    autoload: bool = True
+    exit_timeout: float = DEFAULT_EXIT_TIMEOUT
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def active(self) -> bool:
+        """Whether tracked calls need to be handed to the background at all."""
+        return self.enabled or self.logging
+
+    @property
+    def source_file(self) -> Path | None:
+        return None if self.home is None else self.home / "source"
+
+
+def _flag(raw: str | None) -> bool | None:
+    """``True``/``False`` for a recognised boolean word, ``None`` for anything else."""
+    if raw is None:
+        return None
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    return None
+
+
+def _home(environ: Mapping[str, str]) -> Path | None:
+    raw = environ.get("FLWR_HOME", "").strip()
+    try:
+        return Path(raw).expanduser() if raw else Path.home() / ".flwr"
+    except (RuntimeError, KeyError, OSError):
+        return None
+
+
+def read_config(environ: Mapping[str, str] | None = None) -> Config:
+    """Parse the ``FLWR_*`` and ``DO_NOT_TRACK`` variables into a `Config`."""
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    disabled_by: str | None = None
+
+    raw_enabled = env.get("FLWR_TELEMETRY_ENABLED", "").strip()
+    if raw_enabled:
+        flag = _flag(raw_enabled)
+        if flag is None:
+            problems.append(
+                f"FLWR_TELEMETRY_ENABLED={raw_enabled!r} is not a yes/no value; "
+                "telemetry is disabled to be safe"
+            )
+        if not flag:
+            disabled_by = f"FLWR_TELEMETRY_ENABLED={raw_enabled}"
+
+    raw_dnt = env.get("DO_NOT_TRACK", "").strip()
+    if raw_dnt and disabled_by is None:
+        flag = _flag(raw_dnt)
+        if flag is None:
+            problems.append(
+                f"DO_NOT_TRACK={raw_dnt!r} is not a yes/no value; telemetry is disabled to be safe"
+            )
+        if flag is not False:
+            disabled_by = f"DO_NOT_TRACK={raw_dnt}"
+
+    raw_logging = env.get("FLWR_TELEMETRY_LOGGING", "").strip()
+    logging_on = _flag(raw_logging) is True if raw_logging else False
+    if raw_logging and _flag(raw_logging) is None:
+        problems.append(f"FLWR_TELEMETRY_LOGGING={raw_logging!r} is not a yes/no value")
+
+    endpoint = env.get("FLWR_TELEMETRY_ENDPOINT", "").strip() or DEFAULT_ENDPOINT
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.append(
+            f"FLWR_TELEMETRY_ENDPOINT={endpoint!r} is not an http(s) URL; "
+            "telemetry is disabled rather than sent elsewhere"
+        )
+        if disabled_by is None:
+            disabled_by = "FLWR_TELEMETRY_ENDPOINT (not an http(s) URL)"
+
+    raw_timeout = env.get("FLWR_TELEMETRY_EXIT_TIMEOUT", "").strip()
+    exit_timeout = DEFAULT_EXIT_TIMEOUT
+    if raw_timeout:
+        try:
+            exit_timeout = float(raw_timeout)
+            if not 0.0 <= exit_timeout <= MAX_EXIT_TIMEOUT:
+                raise ValueError(raw_timeout)
+        except ValueError:
+            exit_timeout = DEFAULT_EXIT_TIMEOUT
+            problems.append(
+                f"FLWR_TELEMETRY_EXIT_TIMEOUT={raw_timeout!r} is not a number of seconds "
+                f"from 0 to {MAX_EXIT_TIMEOUT:g}; using {DEFAULT_EXIT_TIMEOUT:g}"
+            )
+
+    blocked = frozenset(
+        name.strip().lower()
+        for name in env.get("FLWR_TELEMETRY_DISABLE_COLLECTORS", "").split(",")
+        if name.strip()
+    )
+
+    raw_autoload = env.get("FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD", "").strip()
+    autoload = True
+    if raw_autoload:
+        flag = _flag(raw_autoload)
+        autoload = flag is not True
+        if flag is None:
+            problems.append(
+                f"FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD={raw_autoload!r} is not a yes/no "
+                "value; plugins are loaded (a plugin may be what turns telemetry off)"
+            )
+
+    return Config(
+        enabled=disabled_by is None,
+        disabled_by=disabled_by,
+        logging=logging_on,
+        endpoint=endpoint,
+        home=_home(env),
+        blocked=blocked,
+        autoload=autoload,
+        exit_timeout=exit_timeout,
+        problems=tuple(problems),
+    )

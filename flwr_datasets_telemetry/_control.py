@@ -1,0 +1,64 @@
+"""`flush` and `status`: what notebooks, tests and the command line ask at run time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import _runtime
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait up to ``timeout`` seconds until every event so far is dealt with.
+
+    Returns ``True`` when nothing is pending and no event was dropped or failed to
+    deliver since the last flush; ``False`` otherwise. Disabled telemetry has nothing
+    to deliver: ``True`` at once.
+    """
+    runtime = _runtime.current
+    if runtime is None:
+        return True
+    try:
+        return runtime.flush(timeout)
+    except Exception:  # noqa: BLE001 - never raise into the host
+        return False
+
+
+@dataclass(frozen=True)
+class Status:
+    """Whether telemetry is on, why, and what it would use."""
+
+    enabled: bool
+    #: What decided: the variable, the plugin and its distribution, or the default.
+    reason: str
+    logging: bool
+    endpoint: str
+    source_file: Path | None
+    #: The stored source id, or ``None`` if none exists yet (nothing is created).
+    source: str | None
+    #: Plugin name -> the distribution (name and version) it comes from.
+    plugins: dict[str, str]
+    blocked: tuple[str, ...]
+    problems: tuple[str, ...]
+
+
+def status() -> Status:
+    """Load the plugins (on this thread) and report the decision; writes nothing."""
+    from ._identity import read_source
+    from ._pipeline import decide
+    from ._plugins import load_plugins
+
+    config = _runtime.CONFIG
+    plugins = load_plugins(config)
+    decision = decide(config, plugins)
+    return Status(
+        enabled=decision.enabled,
+        reason=decision.reason,
+        logging=config.logging,
+        endpoint=config.endpoint,
+        source_file=config.source_file,
+        source=read_source(config.source_file),
+        plugins=dict(plugins.origins),
+        blocked=tuple(sorted(config.blocked)),
+        problems=config.problems + tuple(plugins.problems),
+    )

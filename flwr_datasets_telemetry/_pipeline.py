@@ -1,0 +1,115 @@
+"""The background half: decide, build, log and deliver one event at a time.
+
+A `Pipeline` is made on the sender thread at the first event (or on the main thread by
+the command line) and serves the rest of the process.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from . import _log
+from ._call import TrackedCall
+from ._config import Config
+from ._identity import source_id
+from ._payload import assemble, dumps
+from ._plugins import Plugins, load_plugins
+
+#: Distinct events remembered for de-duplication; beyond that, repeats are sent again.
+MAX_SENT: Final = 10_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether telemetry is on, and what decided it."""
+
+    enabled: bool
+    reason: str
+
+
+def decide(config: Config, plugins: Plugins | None) -> Decision:
+    """Environment first, then the plugins' ``telemetry_enabled`` answers."""
+    if not config.enabled:
+        return Decision(False, f"disabled by {config.disabled_by}")
+    if plugins is not None:
+        for plugin, answer in plugins.answers("telemetry_enabled"):
+            if answer is None:
+                continue
+            origin = plugins.origins.get(plugin, "unknown distribution")
+            if answer is False:
+                return Decision(False, f"disabled by plugin {plugin!r} ({origin})")
+            return Decision(True, f"enabled by plugin {plugin!r} ({origin})")
+    return Decision(True, "enabled (the default)")
+
+
+class Pipeline:
+    """Plugins, identity and de-duplication of one process."""
+
+    def __init__(self, config: Config, cluster: str) -> None:
+        if config.logging:
+            _log.enable()
+            for problem in config.problems:
+                _log.log(problem)
+        self.config = config
+        self.cluster = cluster
+        self.plugins = load_plugins(config)
+        self.decision = decide(config, self.plugins)
+        self._source: str | None = None
+        self._sent: set[str] = set()
+        if config.logging and not self.decision.enabled:
+            _log.log(f"telemetry is {self.decision.reason}: payloads are shown, never sent")
+
+    @property
+    def home(self) -> Any:
+        """Where collectors may keep files: nowhere while telemetry is disabled."""
+        return self.config.home if self.decision.enabled else None
+
+    def source(self) -> str | None:
+        if self._source is None:
+            self._source = source_id(self.config.source_file, create=self.decision.enabled)
+        return self._source
+
+    def build(self, call: TrackedCall) -> dict[str, Any]:
+        """The payload for ``call``, without its date."""
+        answers = self.plugins.answers("telemetry_collect", call=call, home=self.home)
+        identity = {"source": self.source(), "cluster": self.cluster}
+        return assemble(call.event_type, call.details, answers, identity)
+
+    def handle(self, call: TrackedCall) -> bool:
+        """Build, de-duplicate, log and send one call; True if nothing was lost."""
+        if not self.decision.enabled and not self.config.logging:
+            return True
+        payload = self.build(call)
+        key = json.dumps(payload, sort_keys=True)
+        if key in self._sent:
+            return True
+        if len(self._sent) < MAX_SENT:
+            self._sent.add(key)
+        payload["context"]["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        body = dumps(payload)
+        _log.log(f"event {call.event_type}: {body.decode('ascii')}")
+        if not self.decision.enabled:
+            return True
+        return self.send(call.event_type, body, payload)
+
+    def send(self, event_type: str, body: bytes, payload: dict[str, Any]) -> bool:
+        """Offer the event to each transport until one answers; log that answer."""
+        kwargs = {"body": body, "payload": payload, "endpoint": self.config.endpoint}
+        for impl in self.plugins.implementations("telemetry_send"):
+            try:
+                answer = self.plugins.call(impl, kwargs)
+            except Exception as error:  # noqa: BLE001 - a failed delivery is an outcome
+                _log.log(
+                    f"event {event_type}: not delivered by {impl.plugin_name!r}: "
+                    f"{type(error).__name__}: {error}"
+                )
+                return False
+            if answer is not None:
+                outcome = "delivered" if answer else "not delivered"
+                _log.log(f"event {event_type}: {outcome} by {impl.plugin_name!r}")
+                return bool(answer)
+        _log.log(f"event {event_type}: not delivered: no transport answered")
+        return False

@@ -1,0 +1,124 @@
+"""Where collectors and transports are registered: built-ins and entry points alike.
+
+Each entry point is loaded on its own and each implementation is called on its own,
+because pluggy stops at the first broken plugin or raising implementation. A name
+given in ``FLWR_TELEMETRY_DISABLE_COLLECTORS`` is blocked before anything is imported;
+a name claimed by an entry point is never given to the built-in of that name, even if
+the entry point fails to load (a plugin meant to remove a collector must not bring it
+back by breaking).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Final
+
+import pluggy
+from pluggy import HookImpl
+
+from . import hookspecs
+from ._config import Config
+from ._log import log
+from ._version import __version__
+
+ENTRY_POINT_GROUP: Final = "flwr_datasets_telemetry"
+BUILTINS: Final = {
+    "version": "flwr_datasets_telemetry.collectors.version",
+    "platform": "flwr_datasets_telemetry.collectors.platform",
+    "hardware": "flwr_datasets_telemetry.collectors.hardware",
+    "names": "flwr_datasets_telemetry.collectors.names",
+    "http": "flwr_datasets_telemetry.transports.http",
+}
+BUILTIN_ORIGIN: Final = f"flwr-datasets-telemetry {__version__} (built-in)"
+
+
+@dataclass
+class Plugins:
+    """The registered plugins of one process and the distribution of each."""
+
+    manager: pluggy.PluginManager
+    origins: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    _failed: set[tuple[str, str]] = field(default_factory=set)
+
+    def implementations(self, hook_name: str) -> list[HookImpl]:
+        """The plain implementations of a hook, in pluggy's call order."""
+        impls = getattr(self.manager.hook, hook_name).get_hookimpls()
+        return [impl for impl in reversed(impls) if not (impl.hookwrapper or impl.wrapper)]
+
+    @staticmethod
+    def call(impl: HookImpl, kwargs: Mapping[str, Any]) -> Any:
+        """Call one implementation with the arguments it asks for."""
+        return impl.function(*[kwargs[name] for name in impl.argnames])
+
+    def answers(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """``(plugin name, result)`` of each implementation that did not raise.
+
+        One that raises is skipped (and reported once, with logging on).
+        """
+        for impl in self.implementations(hook_name):
+            try:
+                result = self.call(impl, kwargs)
+            except Exception as error:  # noqa: BLE001 - one plugin's bug stays its own
+                self.report_failure(impl.plugin_name, hook_name, error)
+                continue
+            yield impl.plugin_name, result
+
+    def report_failure(self, plugin: str, hook_name: str, error: BaseException) -> None:
+        if (plugin, hook_name) in self._failed:
+            return
+        self._failed.add((plugin, hook_name))
+        log(
+            f"plugin {plugin!r} ({self.origins.get(plugin, 'unknown')}) raised in "
+            f"{hook_name}: {type(error).__name__}: {error}; its answer is skipped"
+        )
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    try:
+        return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    except Exception as error:  # noqa: BLE001 - a broken environment loads no plugins
+        log(f"could not read entry points: {type(error).__name__}: {error}")
+        return []
+
+
+def _origin(entry_point: metadata.EntryPoint) -> str:
+    dist = entry_point.dist
+    return f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
+
+
+def load_plugins(config: Config) -> Plugins:
+    """A plugin manager with the entry points, then the unclaimed built-ins."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    plugins = Plugins(manager)
+    for name in config.blocked:
+        manager.set_blocked(name)
+    claimed: set[str] = set()
+    for entry_point in _entry_points() if config.autoload else []:
+        name, origin = entry_point.name, _origin(entry_point)
+        if manager.is_blocked(name):
+            continue
+        if name in claimed:
+            plugins.problems.append(f"plugin {name!r} from {origin} ignored: the name is taken")
+            continue
+        claimed.add(name)
+        try:
+            manager.register(entry_point.load(), name=name)
+        except Exception as error:  # noqa: BLE001 - a broken plugin is skipped
+            plugins.problems.append(
+                f"plugin {name!r} from {origin} skipped: {type(error).__name__}: {error}"
+            )
+            continue
+        plugins.origins[name] = origin
+    for name, module_name in BUILTINS.items():
+        if name in claimed or manager.is_blocked(name):
+            continue
+        manager.register(importlib.import_module(module_name), name=name)
+        plugins.origins[name] = BUILTIN_ORIGIN
+    for problem in plugins.problems:
+        log(problem)
+    return plugins

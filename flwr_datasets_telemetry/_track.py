@@ -1,0 +1,150 @@
+"""`track` and `event`: the caller's side, which must cost next to nothing.
+
+A finished call is reduced to a key — the tracker, the outcome and the allow-listed
+argument values (objects by weak reference, so a freed object's id can never be
+mistaken for a new one) — and dropped if that key was handed over before. Only a new
+key builds a `TrackedCall` and wakes the sender. Nothing here does I/O or raises.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import weakref
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
+
+from . import _runtime
+from ._call import SUCCESS, ArgumentPlan, TrackedCall
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+DetailsFactory = Callable[..., Mapping[str, Any]]
+
+_SCALARS = frozenset({int, float, bool, type(None), bytes})
+
+
+def _token(value: object) -> Hashable:
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[return-value]  # str is hashable
+    if kind in _SCALARS:
+        return (kind, value)
+    return weakref.ref(value)
+
+
+class _Tracker:
+    """What one decorated function needs at call time, worked out at decoration."""
+
+    __slots__ = ("details", "event_type", "module", "plan")
+
+    def __init__(
+        self, event_type: str, func: Callable[..., Any], details: DetailsFactory | None
+    ) -> None:
+        self.event_type = event_type
+        self.module: str | None = getattr(func, "__module__", None)
+        self.plan = ArgumentPlan.for_function(func)
+        self.details = details
+
+    def record(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException | None) -> None:
+        runtime = _runtime.current
+        if runtime is None:
+            return
+        try:
+            outcome = SUCCESS if error is None else type(error).__name__
+            arguments = self.plan.pick(args, kwargs) if self.plan.positions or kwargs else {}
+            details = dict(self.details(*args, **kwargs)) if self.details is not None else {}
+            key: Hashable | None
+            try:
+                key = (self, outcome, *[(n, _token(v)) for n, v in arguments.items()],
+                       *[(n, _token(v)) for n, v in details.items()])
+                if key in runtime.seen_calls:
+                    return
+            except TypeError:  # an unhashable or un-weakref-able value: no shortcut
+                key = None
+            runtime.submit(TrackedCall(self.event_type, self.module, arguments, outcome, details), key)
+        except Exception:  # noqa: BLE001,S110 - telemetry never raises into the host
+            pass
+
+
+class TrackDecorator(Protocol):
+    """What `track` returns: keeps the exact signature of what it decorates."""
+
+    @overload
+    def __call__(self, func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+    @overload
+    def __call__(self, func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+def track(event_type: str, *, details: DetailsFactory | None = None) -> TrackDecorator:
+    """Emit one ``event_type`` event each time the decorated callable finishes.
+
+    The wrapper returns what the function returns and re-raises the very exception it
+    raised; only the outcome (``"success"`` or the exception's class name) is recorded.
+    ``details``, if given, is called with the same arguments on the caller's thread
+    and must return a mapping of extra event details: keep it cheap.
+    """
+
+    def decorate(func: Any) -> Any:
+        if isinstance(func, (classmethod, staticmethod)):
+            return type(func)(decorate(func.__func__))
+        tracker = _Tracker(event_type, func, details)
+        record = tracker.record
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    result = await func(*args, **kwargs)
+                except BaseException as error:
+                    record(args, kwargs, error)
+                    raise
+                record(args, kwargs, None)
+                return result
+
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as error:
+                record(args, kwargs, error)
+                raise
+            record(args, kwargs, None)
+            return result
+
+        return wrapper
+
+    return decorate  # type: ignore[return-value]  # checked by tests/typing_check.py
+
+
+def event(event_type: str, details: Mapping[str, Any] | None = None) -> None:
+    """Emit one event by hand, for code that cannot be decorated.
+
+    The package that owns the event is the module that calls this function.
+    """
+    runtime = _runtime.current
+    if runtime is None:
+        return
+    try:
+        extra = dict(details) if details else {}
+        module = sys._getframe(1).f_globals.get("__name__")  # noqa: SLF001
+        key: Hashable | None
+        try:
+            key = (event_type, module, *[(n, _token(v)) for n, v in extra.items()])
+            if key in runtime.seen_calls:
+                return
+        except TypeError:
+            key = None
+        runtime.submit(TrackedCall(event_type, module, {}, SUCCESS, extra), key)
+    except Exception:  # noqa: BLE001,S110 - telemetry never raises into the host
+        pass
+
+
+__all__ = ["TrackDecorator", "event", "track"]

@@ -1,0 +1,1 @@
+"""The built-in collectors, each a plugin registered under its own name."""

@@ -1,0 +1,66 @@
+"""The hooks a plugin may implement, with the contract of each.
+
+A plugin is a module or object holding functions marked with `hookimpl`; it is
+registered under its entry-point name in the ``flwr_datasets_telemetry`` group (the
+built-ins use the same mechanism, under ``version``, ``platform``, ``hardware``,
+``names`` and ``http``). Like any pluggy hook, an implementation may accept any subset
+of the arguments shown. Each implementation is called on its own: one that raises or
+returns something unusable loses its own answer and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ._call import TrackedCall
+
+PROJECT_NAME: Final = "flwr_datasets_telemetry"
+
+hookspec: Final = pluggy.HookspecMarker(PROJECT_NAME)
+#: The marker for plugin functions: ``@hookimpl def telemetry_collect(call): ...``.
+hookimpl: Final = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def telemetry_collect(call: TrackedCall, home: Path | None) -> Mapping[str, Any] | None:  # type: ignore[empty-body]
+    """Return facts for one event, or ``None`` to add nothing.
+
+    Runs on the background sender thread (on the main thread for the
+    ``preview`` command), once per tracked call that is not an exact repeat, after
+    the call has finished. ``call`` is a `TrackedCall`: the event type, the module,
+    the allow-listed arguments, the outcome and the maintainer's details; read
+    argument objects without calling into them. ``home`` is a folder where the
+    collector may keep a cache, or ``None`` when it must not create any file.
+
+    The mapping lands in the payload's ``context`` under the plugin's name (the
+    built-ins map to ``package``, ``platform``, ``hw``; ``names`` fills
+    ``event_details``). Values must be JSON scalars, lists or mappings; anything else
+    is dropped, strings are capped, and no plugin can write outside its own key.
+    """
+
+
+@hookspec(firstresult=True)
+def telemetry_enabled() -> bool | None:  # type: ignore[empty-body]
+    """Return ``False`` to turn telemetry off for the whole process, else ``None``.
+
+    Runs once per process on the background sender thread before the first event is
+    built (and on the main thread for the ``status`` command). The first non-``None``
+    answer wins; answering ``False`` is all a no-op plugin needs to do.
+    """
+
+
+@hookspec(firstresult=True)
+def telemetry_send(body: bytes, payload: Mapping[str, Any], endpoint: str) -> bool | None:  # type: ignore[empty-body]
+    """Deliver one event; return ``True`` once delivered, ``None`` to let the next try.
+
+    Runs on the background sender thread, once per distinct event, only when
+    telemetry is enabled. ``body`` is the exact JSON that was logged; ``payload`` is
+    the same data as a mapping; ``endpoint`` is ``FLWR_TELEMETRY_ENDPOINT``. Raise, or
+    return ``False``, when delivery failed. The first non-``None`` answer wins; the
+    built-in ``http`` transport runs last, so a plugin can redirect delivery.
+    """

@@ -1,0 +1,1 @@
+"""The built-in transport, a plugin registered under the name ``http``."""
