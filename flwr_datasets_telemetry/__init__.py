@@ -8,15 +8,24 @@ payload. Importing this package imports neither pluggy, requests nor py-cpuinfo.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from ._call import TrackedCall
-from ._control import Status, flush, status
 from ._track import event, track
 from ._version import __version__
 
+TYPE_CHECKING = False  # see `_track`: nothing heavy is imported until it is needed
 if TYPE_CHECKING:
+    from typing import Any
+
+    from ._call import TrackedCall
+    from ._control import Status, flush, status
     from .hookspecs import hookimpl
+
+_LAZY = {
+    "TrackedCall": "._call",
+    "Status": "._control",
+    "flush": "._control",
+    "status": "._control",
+    "hookimpl": ".hookspecs",
+}
 
 __all__ = [
     "Status",
@@ -31,9 +40,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """`hookimpl` is imported on first use: it is what brings pluggy in."""
-    if name == "hookimpl":
-        from .hookspecs import hookimpl
+    """Names imported on first use (`hookimpl` is what brings pluggy in)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return hookimpl
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value

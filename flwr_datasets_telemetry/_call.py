@@ -7,10 +7,10 @@ seen by any collector, built-in or third-party.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final
+TYPE_CHECKING = False  # typing, dataclasses and inspect cost 30 ms at import: see `_track`
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, Final
 
 #: Flower Datasets' own argument names whose values collectors may read.
 ARGUMENT_NAMES: Final = frozenset(
@@ -21,7 +21,6 @@ ARGUMENT_NAMES: Final = frozenset(
 SUCCESS: Final = "success"
 
 
-@dataclass(frozen=True)
 class TrackedCall:
     """One finished call (or one `event`), as the collectors see it.
 
@@ -29,27 +28,47 @@ class TrackedCall:
     holds the live objects, so read them without calling into them.
     """
 
-    #: The name given to ``track``/``event``, e.g. ``"load_partition"``.
-    event_type: str
-    #: ``__module__`` of the tracked function (or of the code calling `event`).
-    module: str | None
-    #: Allow-listed arguments by parameter name, plus ``self`` for methods.
-    arguments: Mapping[str, Any] = field(default_factory=dict)
-    #: ``"success"`` or the class name of the exception the call raised.
-    outcome: str = SUCCESS
-    #: Details the maintainer passed, through ``details=`` or `event`.
-    details: Mapping[str, Any] = field(default_factory=dict)
+    __slots__ = ("arguments", "details", "event_type", "module", "outcome")
+
+    def __init__(
+        self,
+        event_type: str,
+        module: str | None,
+        arguments: Mapping[str, Any] | None = None,
+        outcome: str = SUCCESS,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        #: The name given to ``track``/``event``, e.g. ``"load_partition"``.
+        self.event_type = event_type
+        #: ``__module__`` of the tracked function (or of the code calling `event`).
+        self.module = module
+        #: Allow-listed arguments by parameter name, plus ``self`` for methods.
+        self.arguments: Mapping[str, Any] = arguments if arguments is not None else {}
+        #: ``"success"`` or the class name of the exception the call raised.
+        self.outcome = outcome
+        #: Details the maintainer passed, through ``details=`` or `event`.
+        self.details: Mapping[str, Any] = details if details is not None else {}
+
+    def __repr__(self) -> str:
+        return (
+            f"TrackedCall({self.event_type!r}, module={self.module!r}, "
+            f"arguments={sorted(self.arguments)!r}, outcome={self.outcome!r})"
+        )
 
 
-@dataclass(frozen=True)
 class ArgumentPlan:
     """Where the allow-listed parameters of one function sit, worked out once."""
 
-    positions: tuple[tuple[int, str], ...]
-    names: frozenset[str]
+    __slots__ = ("names", "positions")
+
+    def __init__(self, positions: tuple[tuple[int, str], ...], names: frozenset[str]) -> None:
+        self.positions = positions
+        self.names = names
 
     @classmethod
     def for_function(cls, func: Callable[..., Any]) -> ArgumentPlan:
+        import inspect
+
         try:
             parameters = list(inspect.signature(func).parameters.values())
         except (TypeError, ValueError):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _runtime
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def flush(timeout: float = 5.0) -> bool:
@@ -20,7 +23,7 @@ def flush(timeout: float = 5.0) -> bool:
         return True
     try:
         return runtime.flush(timeout)
-    except Exception:  # noqa: BLE001 - never raise into the host
+    except Exception:
         return False
 
 

@@ -13,8 +13,10 @@ import contextlib
 import os
 import tempfile
 import uuid
-from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: A valid file is one UUID; anything longer is not ours to read whole.
 MAX_SOURCE_BYTES: Final = 128

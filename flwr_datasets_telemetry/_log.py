@@ -34,5 +34,5 @@ def log(message: str) -> None:
         return
     try:
         logger.info(message)
-    except Exception:  # noqa: BLE001 - a broken stderr must not break the host
+    except Exception:
         pass

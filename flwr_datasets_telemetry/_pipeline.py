@@ -9,14 +9,18 @@ from __future__ import annotations
 import datetime
 import json
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from . import _log
-from ._call import TrackedCall
-from ._config import Config
 from ._identity import source_id
 from ._payload import assemble, dumps
 from ._plugins import Plugins, load_plugins
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._call import TrackedCall
+    from ._config import Config
 
 #: Distinct events remembered for de-duplication; beyond that, repeats are sent again.
 MAX_SENT: Final = 10_000
@@ -48,14 +52,16 @@ def decide(config: Config, plugins: Plugins | None) -> Decision:
 class Pipeline:
     """Plugins, identity and de-duplication of one process."""
 
-    def __init__(self, config: Config, cluster: str) -> None:
+    def __init__(
+        self, config: Config, cluster: str, extra_plugins: Mapping[str, object] | None = None
+    ) -> None:
         if config.logging:
             _log.enable()
             for problem in config.problems:
                 _log.log(problem)
         self.config = config
         self.cluster = cluster
-        self.plugins = load_plugins(config)
+        self.plugins = load_plugins(config, extra_plugins)
         self.decision = decide(config, self.plugins)
         self._source: str | None = None
         self._sent: set[str] = set()
@@ -101,7 +107,7 @@ class Pipeline:
         for impl in self.plugins.implementations("telemetry_send"):
             try:
                 answer = self.plugins.call(impl, kwargs)
-            except Exception as error:  # noqa: BLE001 - a failed delivery is an outcome
+            except Exception as error:
                 _log.log(
                     f"event {event_type}: not delivered by {impl.plugin_name!r}: "
                     f"{type(error).__name__}: {error}"

@@ -11,18 +11,21 @@ back by breaking).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 from pluggy import HookImpl
 
 from . import hookspecs
-from ._config import Config
 from ._log import log
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from ._config import Config
 
 ENTRY_POINT_GROUP: Final = "flwr_datasets_telemetry"
 BUILTINS: Final = {
@@ -62,7 +65,7 @@ class Plugins:
         for impl in self.implementations(hook_name):
             try:
                 result = self.call(impl, kwargs)
-            except Exception as error:  # noqa: BLE001 - one plugin's bug stays its own
+            except Exception as error:
                 self.report_failure(impl.plugin_name, hook_name, error)
                 continue
             yield impl.plugin_name, result
@@ -80,7 +83,7 @@ class Plugins:
 def _entry_points() -> list[metadata.EntryPoint]:
     try:
         return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
-    except Exception as error:  # noqa: BLE001 - a broken environment loads no plugins
+    except Exception as error:
         log(f"could not read entry points: {type(error).__name__}: {error}")
         return []
 
@@ -90,14 +93,18 @@ def _origin(entry_point: metadata.EntryPoint) -> str:
     return f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
 
 
-def load_plugins(config: Config) -> Plugins:
-    """A plugin manager with the entry points, then the unclaimed built-ins."""
+def load_plugins(config: Config, extra: Mapping[str, object] | None = None) -> Plugins:
+    """A plugin manager with ``extra`` (tests), the entry points, then the built-ins."""
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     plugins = Plugins(manager)
     for name in config.blocked:
         manager.set_blocked(name)
     claimed: set[str] = set()
+    for name, plugin in (extra or {}).items():
+        claimed.add(name)
+        manager.register(plugin, name=name)
+        plugins.origins[name] = "registered in-process"
     for entry_point in _entry_points() if config.autoload else []:
         name, origin = entry_point.name, _origin(entry_point)
         if manager.is_blocked(name):
@@ -108,7 +115,7 @@ def load_plugins(config: Config) -> Plugins:
         claimed.add(name)
         try:
             manager.register(entry_point.load(), name=name)
-        except Exception as error:  # noqa: BLE001 - a broken plugin is skipped
+        except Exception as error:
             plugins.problems.append(
                 f"plugin {name!r} from {origin} skipped: {type(error).__name__}: {error}"
             )

@@ -10,13 +10,14 @@ returns something unusable loses its own answer and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
     from ._call import TrackedCall
 
 PROJECT_NAME: Final = "flwr_datasets_telemetry"
@@ -27,7 +28,7 @@ hookimpl: Final = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def telemetry_collect(call: TrackedCall, home: Path | None) -> Mapping[str, Any] | None:  # type: ignore[empty-body]
+def telemetry_collect(call: TrackedCall, home: Path | None) -> Mapping[str, Any] | None:
     """Return facts for one event, or ``None`` to add nothing.
 
     Runs on the background sender thread (on the main thread for the
@@ -45,7 +46,7 @@ def telemetry_collect(call: TrackedCall, home: Path | None) -> Mapping[str, Any]
 
 
 @hookspec(firstresult=True)
-def telemetry_enabled() -> bool | None:  # type: ignore[empty-body]
+def telemetry_enabled() -> bool | None:
     """Return ``False`` to turn telemetry off for the whole process, else ``None``.
 
     Runs once per process on the background sender thread before the first event is
@@ -55,7 +56,7 @@ def telemetry_enabled() -> bool | None:  # type: ignore[empty-body]
 
 
 @hookspec(firstresult=True)
-def telemetry_send(body: bytes, payload: Mapping[str, Any], endpoint: str) -> bool | None:  # type: ignore[empty-body]
+def telemetry_send(body: bytes, payload: Mapping[str, Any], endpoint: str) -> bool | None:
     """Deliver one event; return ``True`` once delivered, ``None`` to let the next try.
 
     Runs on the background sender thread, once per distinct event, only when

@@ -23,11 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CPUINFO_TIMEOUT: Final = 5.0
 #: How long a process waits for another one's cpuinfo answer.
@@ -74,7 +76,7 @@ def run_cpuinfo(timeout: float = CPUINFO_TIMEOUT) -> dict[str, Any] | None:
     if not executable.startswith(("python", "pypy")):
         return None  # an embedded interpreter: sys.executable is not a Python to run
     try:
-        child = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
+        child = subprocess.Popen(
             [sys.executable, "-m", "cpuinfo", "--json"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

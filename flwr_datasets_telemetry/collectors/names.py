@@ -13,10 +13,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from .._call import TrackedCall
 from ..hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from .._call import TrackedCall
 
 LOCAL_DATASET: Final = "<local>"
 MAX_NAME: Final = 96

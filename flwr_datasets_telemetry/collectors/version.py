@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._call import TrackedCall
 from .._version import __version__
 from ..hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from .._call import TrackedCall
 
 
 @functools.cache

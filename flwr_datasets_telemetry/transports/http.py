@@ -1,18 +1,17 @@
 """Transport ``http``: POST the event with one `requests.Session` per process.
 
-Retries (on 5xx, 429 and connection resets, POST included) and backoff are urllib3's
-`Retry`, with ``Retry-After`` honoured up to `MAX_RETRY_AFTER`. Connection-level
-failures are not retried: a refused port, a failed DNS look-up, a connect or read
-timeout (a black hole) mean the endpoint is out of reach, and the transport stops trying for the rest of
-the process — an air-gapped cluster pays for the failure once. TLS verification,
+Retries (on 5xx and 429, POST included) and backoff are urllib3's `Retry`, with
+``Retry-After`` honoured up to `MAX_RETRY_AFTER`. Connection-level failures are not
+retried: a refused port, a failed DNS look-up, a connect or read timeout (a black
+hole) mean the endpoint is out of reach, and the transport stops trying for the rest
+of the process — an air-gapped cluster pays for the failure once. TLS verification,
 proxies and CA bundles come from requests' defaults and the environment.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -20,6 +19,9 @@ from urllib3.util.retry import Retry
 
 from .._version import __version__
 from ..hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 #: (connect, read) seconds.
 TIMEOUT: Final = (3.05, 5.0)

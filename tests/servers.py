@@ -1,0 +1,104 @@
+"""Real HTTP endpoints on 127.0.0.1 for delivery tests: each behaves one way."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Endpoint(ThreadingHTTPServer):
+    """Answers POSTs from a script of status codes, recording what arrived.
+
+    ``script`` is consumed one request at a time; when it runs out, requests get 200.
+    Each entry is a status code, or ``(status, headers)``, or ``"slow"`` (30 s).
+    """
+
+    daemon_threads = True
+
+    def __init__(self, script: list[Any] | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.script = list(script or [])
+        self.bodies: list[bytes] = []
+        self.headers_seen: list[dict[str, str]] = []
+        self.request_times: list[float] = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.received = threading.Condition(self.lock)
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/api/v1/event"
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.lock:
+            self.connections += 1
+        super().process_request(request, client_address)
+
+    def payloads(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(body) for body in self.bodies]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        with self.received:
+            return self.received.wait_for(lambda: len(self.bodies) >= count, timeout)
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Endpoint
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with self.server.lock:
+            self.server.request_times.append(time.monotonic())
+            step = self.server.script.pop(0) if self.server.script else 200
+        if step == "slow":
+            time.sleep(30)
+            step = 200
+        status, headers = step if isinstance(step, tuple) else (step, {})
+        if status == 200:
+            with self.server.received:
+                self.server.bodies.append(body)
+                self.server.headers_seen.append(dict(self.headers))
+                self.server.received.notify_all()
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+class BlackHole:
+    """Accepts TCP connections (through the backlog) and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/api/v1/event"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def refused_url() -> str:
+    """A loopback port with nobody listening: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/v1/event"

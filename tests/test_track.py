@@ -1,0 +1,183 @@
+"""`track` and `event`: the wrapped call is unchanged, and each call is one event."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import traceback
+from typing import Any
+
+import pytest
+
+from flwr_datasets_telemetry import event, track
+from flwr_datasets_telemetry.testing import CapturedEvents
+
+from .fake_flwr_datasets import FederatedDataset
+
+
+@track("add")
+def add(a: int, b: int = 2, *, scale: int = 1) -> int:
+    """Add two numbers."""
+    return (a + b) * scale
+
+
+class Boom(Exception):
+    pass
+
+
+@track("explode")
+def explode(message: str) -> None:
+    raise Boom(message)
+
+
+class Service:
+    @track("method")
+    def method(self, x: int) -> int:
+        return x + 1
+
+    @track("class_method_outer")
+    @classmethod
+    def outer_classmethod(cls, x: int) -> str:
+        return f"{cls.__name__}:{x}"
+
+    @classmethod
+    @track("class_method_inner")
+    def inner_classmethod(cls, x: int) -> str:
+        return f"{cls.__name__}:{x}"
+
+    @track("static_method")
+    @staticmethod
+    def static(x: int) -> int:
+        return x * 2
+
+
+@track("async")
+async def fetch(x: int) -> int:
+    await asyncio.sleep(0)
+    return x * 3
+
+
+def test_return_value_and_metadata_are_the_function_s(captured: CapturedEvents) -> None:
+    assert add(1, 2, scale=3) == 9
+    assert add.__name__ == "add"
+    assert add.__doc__ == "Add two numbers."
+    assert add.__wrapped__.__name__ == "add"  # type: ignore[attr-defined]
+    assert str(inspect.signature(add)) == "(a: 'int', b: 'int' = 2, *, scale: 'int' = 1) -> 'int'"
+    assert [p["event_type"] for p in captured.payloads()] == ["add"]
+
+
+def test_the_very_same_exception_propagates_with_its_traceback(captured: CapturedEvents) -> None:
+    with pytest.raises(Boom) as info:
+        explode("do not send me")
+    frames = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert frames[-1] == "explode"
+    details = captured.details("explode")
+    assert details == [{"outcome": "Boom"}]
+    assert "do not send me" not in repr(captured.payloads())
+
+
+def test_methods_classmethods_staticmethods(captured: CapturedEvents) -> None:
+    service = Service()
+    assert service.method(1) == 2
+    assert Service.outer_classmethod(1) == "Service:1"
+    assert Service.inner_classmethod(2) == "Service:2"
+    assert service.static(4) == 8
+    assert Service.static(5) == 10
+    assert isinstance(inspect.getattr_static(Service, "outer_classmethod"), classmethod)
+    assert isinstance(inspect.getattr_static(Service, "static"), staticmethod)
+    types = sorted({p["event_type"] for p in captured.payloads()})
+    assert types == ["class_method_inner", "class_method_outer", "method", "static_method"]
+
+
+def test_async_functions_stay_coroutine_functions(captured: CapturedEvents) -> None:
+    assert inspect.iscoroutinefunction(fetch)
+    assert asyncio.run(fetch(2)) == 6
+    assert [p["event_type"] for p in captured.payloads()] == ["async"]
+
+
+def test_async_exception_and_cancellation_outcomes(captured: CapturedEvents) -> None:
+    @track("async_fail")
+    async def fail() -> None:
+        raise KeyError("secret")
+
+    with pytest.raises(KeyError):
+        asyncio.run(fail())
+    assert captured.details("async_fail") == [{"outcome": "KeyError"}]
+
+
+def test_one_event_per_distinct_call_and_repeats_are_sent_once(captured: CapturedEvents) -> None:
+    dataset = FederatedDataset(dataset="mnist", partitioners={"train": 10, "test": 2})
+    for partition_id in range(50):
+        dataset.load_partition(partition_id, "train")
+    dataset.load_partition(0, "test")
+    details = captured.details("load_partition")
+    assert [d["split"] for d in details] == ["train", "test"]
+
+
+def test_details_factory_receives_the_call_arguments(captured: CapturedEvents) -> None:
+    @track("with_details", details=lambda n, **_: {"size": "big" if n > 10 else "small"})
+    def work(n: int, *, label: str = "") -> int:
+        return n
+
+    work(3)
+    work(30, label="x")
+    work(4)
+    assert [d["size"] for d in captured.details("with_details")] == ["small", "big"]
+
+
+def test_a_raising_details_factory_is_ignored(captured: CapturedEvents) -> None:
+    def broken(*_: Any) -> dict[str, Any]:
+        raise RuntimeError
+
+    @track("broken_details", details=broken)
+    def work() -> int:
+        return 7
+
+    assert work() == 7
+
+
+def test_event_by_hand(captured: CapturedEvents) -> None:
+    event("LOAD_SPLIT_CALLED", {"dataset_name": "mnist", "split": "train"})
+    event("LOAD_SPLIT_CALLED", {"dataset_name": "mnist", "split": "train"})
+    event("LOAD_SPLIT_CALLED", {"dataset_name": "mnist", "split": "test"})
+    details = captured.details("LOAD_SPLIT_CALLED")
+    assert [d["split"] for d in details] == ["train", "test"]
+    assert all(d["outcome"] == "success" for d in details)
+
+
+def test_unhashable_arguments_still_produce_events(captured: CapturedEvents) -> None:
+    @track("unhashable")
+    def build(partitioners: dict[str, int]) -> int:
+        return len(partitioners)
+
+    build({"train": 3})
+    build({"train": 3})
+    build({"train": 5})
+    counts = [d["num_partitions"] for d in captured.details("unhashable")]
+    assert counts == [3, 5]
+
+
+def test_a_freed_object_is_not_mistaken_for_a_new_one(captured: CapturedEvents) -> None:
+    for name in ("mnist", "cifar10", "femnist"):
+        FederatedDataset(dataset=name, partitioners={"train": 2}).load_split("train")
+    names = [d["dataset_name"] for d in captured.details("load_split")]
+    assert names == ["mnist", "cifar10", "femnist"]
+
+
+def test_wrapping_keeps_functools_partial_and_lambdas_working(captured: CapturedEvents) -> None:
+    tracked = track("partial")(functools.partial(add, 1))
+    assert tracked(5) == 6
+    assert captured.details("partial") == [{"outcome": "success"}]
+
+
+def test_an_inactive_runtime_records_nothing(captured: CapturedEvents) -> None:
+    from flwr_datasets_telemetry import _runtime
+
+    capturing, _runtime.current = _runtime.current, None
+    try:
+        assert add(1) == 3
+        event("by_hand")
+    finally:
+        _runtime.current = capturing
+    assert captured.payloads() == []
