@@ -42,6 +42,8 @@ MAX_QUEUE: Final = 1000
 MAX_SEEN_CALLS: Final = 4096
 
 IMPORT_GUARD = threading.Lock()
+#: Set when the interpreter starts to exit: background waits (the hardware probe) stop.
+exiting = threading.Event()
 
 
 def random_uuid() -> str:
@@ -190,6 +192,7 @@ def deactivate() -> None:
 
 
 def _at_exit() -> None:
+    exiting.set()
     runtime = current
     if runtime is not None:
         try:
@@ -222,11 +225,12 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global current, IMPORT_GUARD
+    global current, IMPORT_GUARD, exiting
     _fork_guard_held.clear()
     IMPORT_GUARD = threading.Lock()
+    exiting = threading.Event()
     if current is not None:
-        current = Runtime(current.config, current.cluster)
+        current = Runtime(current.config, current.cluster, current.extra_plugins)
 
 
 os.register_at_fork(

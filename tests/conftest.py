@@ -19,8 +19,9 @@ from .servers import BlackHole, Endpoint, refused_url
 os.environ["FLWR_TELEMETRY_ENABLED"] = "0"
 os.environ["FLWR_TELEMETRY_ENDPOINT"] = refused_url()
 
-from flwr_datasets_telemetry import _runtime  # noqa: E402
-from flwr_datasets_telemetry.testing import CapturedEvents, capture_events  # noqa: E402
+from flwr_datasets_telemetry import _runtime
+from flwr_datasets_telemetry.testing import CapturedEvents, capture_events
+
 _OURS = ("FLWR_", "DO_NOT_TRACK")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
+
 @dataclass
 class Run:
     returncode: int

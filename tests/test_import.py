@@ -1,0 +1,47 @@
+"""`import flwr_datasets_telemetry` is free of side effects and heavy imports."""
+
+from __future__ import annotations
+
+import json
+
+from .helpers import run_python
+
+PROBE = """
+import json, sys, threading
+before = set(sys.modules)
+import flwr_datasets_telemetry
+print(json.dumps({
+    "new": sorted(set(sys.modules) - before),
+    "threads": threading.active_count(),
+}))
+"""
+
+
+def test_import_loads_no_heavy_module_and_starts_no_thread() -> None:
+    for env in ({}, {"FLWR_TELEMETRY_LOGGING": "1"}, {"FLWR_TELEMETRY_ENABLED": "0"}):
+        run = run_python(PROBE, env)
+        assert run.returncode == 0, run.stderr
+        facts = json.loads(run.stdout)
+        heavy = {"requests", "cpuinfo", "pluggy", "urllib3", "logging", "typing", "inspect"}
+        assert heavy.isdisjoint(facts["new"]), facts["new"]
+        assert facts["threads"] == 1
+        assert run.stderr == ""
+
+
+def test_public_names() -> None:
+    run = run_python(
+        "import flwr_datasets_telemetry as t; print(sorted(t.__all__));"
+        "print(all(getattr(t, n) is not None for n in t.__all__))"
+    )
+    names, resolved = run.stdout.splitlines()
+    assert json.loads(names.replace("'", '"')) == [
+        "Status",
+        "TrackedCall",
+        "__version__",
+        "event",
+        "flush",
+        "hookimpl",
+        "status",
+        "track",
+    ]
+    assert resolved == "True"
