@@ -1,0 +1,1 @@
+"""A stand-in for py-cpuinfo, put first on PYTHONPATH by hardware tests only."""

@@ -1,0 +1,79 @@
+"""Environment variables: parsed once, the safe choice on anything unparseable."""
+
+from __future__ import annotations
+
+import pytest
+
+from flwr_datasets_telemetry._config import DEFAULT_ENDPOINT, read_config
+
+
+@pytest.mark.parametrize("value", ["0", "false", "FALSE", "No", "off", " 0 "])
+def test_enabled_false_words_disable(value: str) -> None:
+    config = read_config({"FLWR_TELEMETRY_ENABLED": value})
+    assert not config.enabled
+    assert config.disabled_by == f"FLWR_TELEMETRY_ENABLED={value.strip()}"
+    assert not config.active
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes", "ON", ""])
+def test_enabled_true_words_and_empty_keep_the_default(value: str) -> None:
+    assert read_config({"FLWR_TELEMETRY_ENABLED": value}).enabled
+
+
+def test_unparseable_enabled_disables_and_explains() -> None:
+    config = read_config({"FLWR_TELEMETRY_ENABLED": "perhaps"})
+    assert not config.enabled
+    assert "not a yes/no value" in config.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"), [("1", False), ("true", False), ("0", True), ("maybe", False), ("", True)]
+)
+def test_do_not_track(value: str, *, enabled: bool) -> None:
+    assert read_config({"DO_NOT_TRACK": value}).enabled is enabled
+
+
+def test_logging_works_while_disabled() -> None:
+    config = read_config({"FLWR_TELEMETRY_ENABLED": "0", "FLWR_TELEMETRY_LOGGING": "1"})
+    assert (config.enabled, config.logging, config.active) == (False, True, True)
+
+
+@pytest.mark.parametrize("url", ["ftp://x/y", "telemetry.flower.ai", "http://", "https:///x"])
+def test_a_bad_endpoint_disables_rather_than_sending_elsewhere(url: str) -> None:
+    config = read_config({"FLWR_TELEMETRY_ENDPOINT": url})
+    assert not config.enabled
+    assert config.problems
+
+
+def test_endpoint_default_and_override() -> None:
+    assert read_config({}).endpoint == DEFAULT_ENDPOINT
+    assert read_config({"FLWR_TELEMETRY_ENDPOINT": "http://127.0.0.1:9/e"}).endpoint == (
+        "http://127.0.0.1:9/e"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("0", 0.0), ("2.5", 2.5), ("-1", 1.0), ("soon", 1.0), ("1e9", 1.0), ("nan", 1.0)],
+)
+def test_exit_timeout(raw: str, expected: float) -> None:
+    assert read_config({"FLWR_TELEMETRY_EXIT_TIMEOUT": raw}).exit_timeout == expected
+
+
+def test_blocked_collectors_and_autoload() -> None:
+    config = read_config(
+        {
+            "FLWR_TELEMETRY_DISABLE_COLLECTORS": " Hardware, names,,",
+            "FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD": "1",
+        }
+    )
+    assert config.blocked == {"hardware", "names"}
+    assert not config.autoload
+    assert read_config({"FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD": "what"}).autoload
+
+
+def test_home_default_and_override() -> None:
+    assert read_config({"FLWR_HOME": "/srv/flwr"}).home == "/srv/flwr"
+    default = read_config({}).home
+    assert default is not None
+    assert default.endswith(".flwr")

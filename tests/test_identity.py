@@ -1,0 +1,82 @@
+"""The source id file: created once, atomically, owner-only; trouble never raises."""
+
+from __future__ import annotations
+
+import stat
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from flwr_datasets_telemetry._identity import MAX_SOURCE_BYTES, read_source, source_id
+
+
+def is_uuid(value: str | None) -> bool:
+    return value is not None and str(uuid.UUID(value)) == value
+
+
+def test_created_once_with_owner_only_permissions(home: Path) -> None:
+    path = home / "source"
+    first = source_id(path, create=True)
+    assert is_uuid(first)
+    assert path.read_text().strip() == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert source_id(path, create=True) == first
+    assert [p.name for p in home.iterdir()] == ["source"]  # no temporary file left
+
+
+def test_not_created_when_not_allowed(home: Path) -> None:
+    assert source_id(home / "source", create=False) is None
+    assert not home.exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not-a-uuid\n", b"\xff\xfe\x00garbage", b"7" * (MAX_SOURCE_BYTES + 10)],
+    ids=["empty", "corrupt", "binary", "huge"],
+)
+def test_a_bad_file_is_replaced_by_a_fresh_id(home: Path, content: bytes) -> None:
+    home.mkdir()
+    (home / "source").write_bytes(content)
+    assert read_source(home / "source") is None
+    fresh = source_id(home / "source", create=True)
+    assert is_uuid(fresh)
+    assert read_source(home / "source") == fresh
+
+
+def test_an_unreadable_source_gives_a_fresh_id_and_is_left_alone(home: Path) -> None:
+    (home / "source").mkdir(parents=True)  # a directory cannot be read as a file
+    fresh = source_id(home / "source", create=True)
+    assert is_uuid(fresh)
+    assert (home / "source").is_dir()
+
+
+def test_a_home_that_is_a_file_gives_a_fresh_id(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "flwr"
+    not_a_folder.write_text("I am a file")
+    assert is_uuid(source_id(not_a_folder / "source", create=True))
+    assert not_a_folder.read_text() == "I am a file"
+
+
+def test_an_unwritable_home_gives_a_fresh_id() -> None:
+    # Not with chmod: CI runs as root, which ignores permissions; nobody writes /proc.
+    assert is_uuid(source_id(Path("/proc/flwr-test/source"), create=True))
+
+
+def test_processes_starting_together_agree_on_one_id(home: Path) -> None:
+    results: list[str | None] = []
+    barrier = threading.Barrier(8)
+
+    def create() -> None:
+        barrier.wait()
+        results.append(source_id(home / "source", create=True))
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1
+    assert read_source(home / "source") == results[0]

@@ -1,0 +1,150 @@
+"""Payload assembly and sanitising, and the `names` collector's privacy rules."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flwr_datasets_telemetry._call import ArgumentPlan, TrackedCall
+from flwr_datasets_telemetry._payload import MAX_STRING, assemble, dumps, sanitize
+from flwr_datasets_telemetry.collectors import names
+
+from .fake_flwr_datasets import DirichletPartitioner, FederatedDataset, IidPartitioner
+
+IDENTITY = {"source": "s", "cluster": "c"}
+
+
+def test_sanitize_keeps_json_values_and_drops_the_rest() -> None:
+    clean = sanitize(
+        {
+            "text": "x" * 1000,
+            "int": 3,
+            "big": 2**80,
+            "float": 1.5,
+            "nan": math.nan,
+            "none": None,
+            "flag": True,
+            "list": [1, object(), "a"],
+            "nested": {"a": {"b": {"c": {"d": {"e": 1}}}}},
+            "object": object(),
+            "bad key!": 1,
+            3: "non-string key",
+        }
+    )
+    assert clean == {
+        "text": "x" * MAX_STRING,
+        "int": 3,
+        "float": 1.5,
+        "none": None,
+        "flag": True,
+        "list": [1, "a"],
+        "nested": {"a": {"b": {"c": {}}}},
+    }
+    json.dumps(clean, allow_nan=False)
+
+
+def test_third_parties_get_their_own_key_and_cannot_overwrite_others() -> None:
+    answers = [
+        ("version", {"package_name": "flwr-datasets"}),
+        ("platform", {"system": "Linux"}),
+        ("hardware", {"cpu_count": 4}),
+        ("names", {"split": "train", "outcome": "success"}),
+        ("accelerators", {"gpus": 2}),
+        ("source", {"stolen": True}),
+        ("cluster", {"stolen": True}),
+        ("hw", {"stolen": True}),
+        ("event_details", {"stolen": True}),
+        ("junk", ["not", "a", "mapping"]),
+        ("Bad Name!", {"x": 1}),
+    ]
+    payload = assemble("load_partition", {"extra": 1}, answers, IDENTITY)
+    assert payload == {
+        "schema_version": 1,
+        "event_type": "load_partition",
+        "event_details": {"extra": 1, "split": "train", "outcome": "success"},
+        "context": {
+            "source": "s",
+            "cluster": "c",
+            "package": {"package_name": "flwr-datasets"},
+            "platform": {"system": "Linux"},
+            "hw": {"cpu_count": 4},
+            "accelerators": {"gpus": 2},
+            "event_details": {"stolen": True},
+        },
+    }
+
+
+def test_dumps_is_compact_ascii_json() -> None:
+    body = dumps({"a": "é", "b": [1, 2]})
+    assert body == b'{"a":"\\u00e9","b":[1,2]}'
+
+
+def collect(func: Any, *args: Any, outcome: str = "success", **kwargs: Any) -> dict[str, Any]:
+    arguments = ArgumentPlan.for_function(func).pick(args, kwargs)
+    return names.telemetry_collect(TrackedCall("e", "m", arguments, outcome))
+
+
+def test_names_from_self_and_arguments_without_running_host_code() -> None:
+    fds = FederatedDataset(dataset="mnist", partitioners={"train": 10, "test": IidPartitioner(3)})
+    facts = collect(FederatedDataset.load_partition, fds, 7, split="test")
+    assert facts == {
+        "dataset_name": "mnist",
+        "split": "test",
+        "partitioners": {
+            "train": {"partitioner": "IidPartitioner", "num_partitions": 10},
+            "test": {"partitioner": "IidPartitioner", "num_partitions": 3},
+        },
+        "partitioner": "IidPartitioner",
+        "num_partitions": 3,
+        "outcome": "success",
+    }
+    assert 7 not in json.loads(json.dumps(facts)).values()
+
+
+def test_names_of_a_partitioner_method() -> None:
+    partitioner = DirichletPartitioner(12)
+    facts = collect(DirichletPartitioner.load_partition, partitioner, 5, outcome="KeyError")
+    assert facts == {
+        "partitioner": "DirichletPartitioner",
+        "num_partitions": 12,
+        "outcome": "KeyError",
+    }
+
+
+def test_arguments_outside_the_allow_list_never_reach_collectors() -> None:
+    def load(dataset: str, partition_id: int, token: str, split: str = "train") -> None: ...
+
+    arguments = ArgumentPlan.for_function(load).pick(("mnist", 3, "hunter2"), {})
+    assert arguments == {"dataset": "mnist"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "/home/alice/data",
+        "~/data",
+        "./data",
+        "..\\data",
+        "C:\\Users\\alice",
+        "a/b/c",
+        "x" * 200,
+        "with space",
+        "",
+    ],
+)
+def test_path_like_dataset_names_are_replaced(name: str) -> None:
+    assert names.dataset_label(name) == names.LOCAL_DATASET
+
+
+def test_a_hub_like_name_that_exists_on_disk_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "alice" / "private").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert names.dataset_label("alice/private") == names.LOCAL_DATASET
+    assert names.dataset_label("flwrlabs/cifar10") == "flwrlabs/cifar10"
+    assert names.dataset_label("mnist") == "mnist"
