@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 from pathlib import Path
+from typing import Any
 
 from flwr_datasets_telemetry.collectors import hardware
 
@@ -23,13 +24,14 @@ print(json.dumps({{"facts": facts, "seconds": time.monotonic() - start}}))
 """
 
 
-def collect(home: Path | None, mode: str = "") -> dict:
+def collect(home: Path | None, mode: str = "") -> dict[str, Any]:
     run = run_python(
         COLLECT.format(home=None if home is None else str(home)),
         {"PYTHONPATH": FAKE, "FAKE_CPUINFO": mode},
     )
     assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout)
+    result: dict[str, Any] = json.loads(run.stdout)
+    return result
 
 
 def test_basic_facts_need_nothing_but_the_standard_library() -> None:
