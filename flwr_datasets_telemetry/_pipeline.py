@@ -18,6 +18,7 @@ from ._plugins import Plugins, load_plugins
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     from ._call import TrackedCall
     from ._config import Config
@@ -69,9 +70,9 @@ class Pipeline:
             _log.log(f"telemetry is {self.decision.reason}: payloads are shown, never sent")
 
     @property
-    def home(self) -> Any:
+    def home(self) -> Path | None:
         """Where collectors may keep files: nowhere while telemetry is disabled."""
-        return self.config.home if self.decision.enabled else None
+        return self.config.home_path if self.decision.enabled else None
 
     def source(self) -> str | None:
         if self._source is None:

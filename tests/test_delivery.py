@@ -1,0 +1,198 @@
+"""Delivery against real loopback servers, from real user programs in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from .helpers import run_python
+from .servers import BlackHole, Endpoint, refused_url
+
+PROGRAM = """
+from tests.fake_flwr_datasets import FederatedDataset
+fds = FederatedDataset(dataset="mnist", partitioners={{"train": 10}})
+for i in range({calls}):
+    fds.load_partition(i % 7, "train")
+"""
+
+FAST = {"FLWR_TELEMETRY_DISABLE_COLLECTORS": "hardware"}
+
+
+def program(calls: int = 1) -> str:
+    return PROGRAM.format(calls=calls)
+
+
+def test_one_post_carrying_exactly_the_logged_payload(endpoint: Endpoint, home: Path) -> None:
+    run = run_python(
+        program(1) + "import flwr_datasets_telemetry as t; assert t.flush(10)",
+        {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_LOGGING": "1"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert len(endpoint.bodies) == 1
+    logged = re.search(r"event load_partition: (\{.*\})$", run.stderr, re.MULTILINE)
+    assert logged is not None
+    assert endpoint.bodies[0] == logged.group(1).encode()
+    assert "event load_partition: delivered by 'http'" in run.stderr
+    payload = json.loads(endpoint.bodies[0])
+    source = (home / "source").read_text().strip()
+    assert payload["context"]["source"] == source
+    assert "cpu_brand" in payload["context"]["hw"]
+    headers = endpoint.headers_seen[0]
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"].startswith("flwr-datasets-telemetry/")
+
+
+def test_thousands_of_identical_calls_make_one_post(endpoint: Endpoint) -> None:
+    run = run_python(
+        program(2000) + "import flwr_datasets_telemetry as t; assert t.flush(10)",
+        {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST},
+    )
+    assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+    assert len(endpoint.bodies) == 1
+
+
+def test_events_pending_at_exit_are_delivered_without_flush(endpoint: Endpoint) -> None:
+    run = run_python(program(3), {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST})
+    assert run.returncode == 0
+    assert len(endpoint.bodies) == 1
+
+
+def test_sixteen_threads_calling_at_once(endpoint: Endpoint) -> None:
+    code = """
+import threading
+import flwr_datasets_telemetry as t
+from tests.fake_flwr_datasets import FederatedDataset
+barrier = threading.Barrier(16)
+def work(n):
+    fds = FederatedDataset(dataset=f"set{n % 4}", partitioners={"train": 10})
+    barrier.wait()
+    for i in range(200):
+        fds.load_partition(i, "train")
+threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
+for th in threads: th.start()
+for th in threads: th.join()
+assert t.flush(10)
+"""
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST})
+    assert run.returncode == 0, run.stderr
+    names = sorted(p["event_details"]["dataset_name"] for p in endpoint.payloads())
+    assert names == ["set0", "set1", "set2", "set3"]
+
+
+def test_server_errors_are_retried_until_delivered() -> None:
+    server = Endpoint([500, 503])
+    try:
+        run = run_python(
+            program() + "import flwr_datasets_telemetry as t; assert t.flush(20)",
+            {"FLWR_TELEMETRY_ENDPOINT": server.url, **FAST},
+        )
+        assert run.returncode == 0, run.stderr
+        assert len(server.request_times) == 3
+        assert len(server.bodies) == 1
+    finally:
+        server.close()
+
+
+def test_retry_after_on_429_is_honoured() -> None:
+    server = Endpoint([(429, {"Retry-After": "1"})])
+    try:
+        run = run_python(
+            program() + "import flwr_datasets_telemetry as t; assert t.flush(20)",
+            {"FLWR_TELEMETRY_ENDPOINT": server.url, **FAST},
+        )
+        assert run.returncode == 0, run.stderr
+        first, second = server.request_times
+        assert second - first >= 1.0
+        assert len(server.bodies) == 1
+    finally:
+        server.close()
+
+
+def test_a_client_error_is_not_retried() -> None:
+    server = Endpoint([400])
+    try:
+        run = run_python(
+            program() + "import flwr_datasets_telemetry as t; print(t.flush(20))",
+            {"FLWR_TELEMETRY_ENDPOINT": server.url, "FLWR_TELEMETRY_LOGGING": "1", **FAST},
+        )
+        assert run.stdout.strip() == "False"
+        assert "not delivered by 'http': DeliveryError: HTTP 400" in run.stderr
+        assert len(server.request_times) == 1
+    finally:
+        server.close()
+
+
+def test_after_a_refused_connection_nothing_more_is_tried() -> None:
+    code = """
+import flwr_datasets_telemetry as t
+for n in range(5):
+    t.event(f"kind{n}")
+print(t.flush(10))
+"""
+    run = run_python(
+        code, {"FLWR_TELEMETRY_ENDPOINT": refused_url(), "FLWR_TELEMETRY_LOGGING": "1", **FAST}
+    )
+    assert run.returncode == 0
+    assert run.stdout.strip() == "False"
+    assert run.stderr.count("not delivered by 'http': ConnectionError") == 1
+    assert run.stderr.count("not tried: ConnectionError earlier in this process") == 4
+
+
+EXIT_BUDGET = 1.0
+#: Interpreter start, imports and teardown on a loaded 2-core CI machine.
+SLACK = 2.5
+
+
+def bare_start() -> float:
+    return min(run_python("pass").seconds for _ in range(3))
+
+
+@pytest.mark.parametrize("fault", ["black_hole", "refused", "dns", "slow"])
+def test_exit_is_bounded_whatever_the_endpoint_does(fault: str, black_hole: BlackHole) -> None:
+    slow = Endpoint(["slow"] * 5)
+    url = {
+        "black_hole": black_hole.url,
+        "refused": refused_url(),
+        "dns": "http://telemetry.invalid/api/v1/event",
+        "slow": slow.url,
+    }[fault]
+    try:
+        baseline = bare_start()
+        code = "import flwr_datasets_telemetry as t\nfor n in range(10): t.event(f'kind{n}')\n"
+        run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": url})
+        assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+        assert run.seconds < baseline + EXIT_BUDGET + SLACK, (run.seconds, baseline)
+    finally:
+        slow.shutdown()
+        slow.server_close()
+
+
+def test_exit_budget_zero_does_not_wait(black_hole: BlackHole) -> None:
+    code = """
+import time, atexit
+import flwr_datasets_telemetry as t
+t.event("one")
+"""
+    baseline = bare_start()
+    run = run_python(
+        code, {"FLWR_TELEMETRY_ENDPOINT": black_hole.url, "FLWR_TELEMETRY_EXIT_TIMEOUT": "0"}
+    )
+    assert run.returncode == 0
+    assert run.seconds < baseline + SLACK
+
+
+def test_a_hanging_cpuinfo_does_not_delay_exit(endpoint: Endpoint) -> None:
+    from .test_hardware import FAKE
+
+    run = run_python(
+        "import flwr_datasets_telemetry as t\nt.event('with_hardware')\n",
+        {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "PYTHONPATH": FAKE, "FAKE_CPUINFO": "hang"},
+    )
+    assert run.returncode == 0
+    assert run.seconds < bare_start() + EXIT_BUDGET + SLACK
+    assert len(endpoint.bodies) == 1
+    hw = endpoint.payloads()[0]["context"]["hw"]
+    assert set(hw) == {"cpu_count", "memory_gib"}
