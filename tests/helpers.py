@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from dataclasses import dataclass
@@ -21,17 +22,31 @@ class Run:
     seconds: float
 
 
-def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 60) -> Run:
-    """Run ``code`` in a fresh interpreter with this test's environment plus ``env``."""
+def run_python(
+    code: str, env: dict[str, str] | None = None, timeout: float = 60, *, as_file: bool = False
+) -> Run:
+    """Run ``code`` in a fresh interpreter with this test's environment plus ``env``.
+
+    ``as_file`` runs it as a script file, which spawn and forkserver children need.
+    """
     child_env = {k: v for k, v in os.environ.items()}
     child_env.update(env or {})
     child_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO), child_env.get("PYTHONPATH", "")) if p
     )
+    source = textwrap.dedent(code)
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "program.py"
+        script.write_text(source)
+        command = [sys.executable, str(script)] if as_file else [sys.executable, "-c", source]
+        return _run(command, child_env, timeout)
+
+
+def _run(command: list[str], env: dict[str, str], timeout: float) -> Run:
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=child_env,
+        command,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
