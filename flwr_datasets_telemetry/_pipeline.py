@@ -32,29 +32,35 @@ class Decision:
     """Whether telemetry is on, and what decided it."""
 
     enabled: bool
+    #: ``"by default"``, ``"by DO_NOT_TRACK=1"``, ``"by plugin 'noop' (dist 1.0)"``...
     reason: str
 
 
 def decide(config: Config, plugins: Plugins | None) -> Decision:
     """Environment first, then the plugins' ``telemetry_enabled`` answers."""
     if not config.enabled:
-        return Decision(False, f"disabled by {config.disabled_by}")
+        return Decision(False, f"by {config.disabled_by}")
     if plugins is not None:
         for plugin, answer in plugins.answers("telemetry_enabled"):
             if answer is None:
                 continue
             origin = plugins.origins.get(plugin, "unknown distribution")
             if answer is False:
-                return Decision(False, f"disabled by plugin {plugin!r} ({origin})")
-            return Decision(True, f"enabled by plugin {plugin!r} ({origin})")
-    return Decision(True, "enabled (the default)")
+                return Decision(False, f"by plugin {plugin!r} ({origin})")
+            return Decision(True, f"by plugin {plugin!r} ({origin})")
+    return Decision(True, "by default")
 
 
 class Pipeline:
     """Plugins, identity and de-duplication of one process."""
 
     def __init__(
-        self, config: Config, cluster: str, extra_plugins: Mapping[str, object] | None = None
+        self,
+        config: Config,
+        cluster: str,
+        extra_plugins: Mapping[str, object] | None = None,
+        *,
+        preview: bool = False,
     ) -> None:
         if config.logging:
             _log.enable()
@@ -64,19 +70,23 @@ class Pipeline:
         self.cluster = cluster
         self.plugins = load_plugins(config, extra_plugins)
         self.decision = decide(config, self.plugins)
+        #: Whether files may be created: only for events that are really sent.
+        self.writable = self.decision.enabled and not preview
         self._source: str | None = None
         self._sent: set[str] = set()
         if config.logging and not self.decision.enabled:
-            _log.log(f"telemetry is {self.decision.reason}: payloads are shown, never sent")
+            _log.log(
+                f"telemetry is disabled {self.decision.reason}: payloads are shown, never sent"
+            )
 
     @property
     def home(self) -> Path | None:
-        """Where collectors may keep files: nowhere while telemetry is disabled."""
-        return self.config.home_path if self.decision.enabled else None
+        """Where collectors may keep files: nowhere while disabled or previewing."""
+        return self.config.home_path if self.writable else None
 
     def source(self) -> str | None:
         if self._source is None:
-            self._source = source_id(self.config.source_file, create=self.decision.enabled)
+            self._source = source_id(self.config.source_file, create=self.writable)
         return self._source
 
     def build(self, call: TrackedCall) -> dict[str, Any]:
@@ -84,6 +94,12 @@ class Pipeline:
         answers = self.plugins.answers("telemetry_collect", call=call, home=self.home)
         identity = {"source": self.source(), "cluster": self.cluster}
         return assemble(call.event_type, call.details, answers, identity)
+
+    @staticmethod
+    def stamp(payload: dict[str, Any]) -> bytes:
+        """Date the payload and turn it into the bytes that are logged and sent."""
+        payload["context"]["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        return dumps(payload)
 
     def handle(self, call: TrackedCall) -> bool:
         """Build, de-duplicate, log and send one call; True if nothing was lost."""
@@ -95,8 +111,7 @@ class Pipeline:
             return True
         if len(self._sent) < MAX_SENT:
             self._sent.add(key)
-        payload["context"]["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        body = dumps(payload)
+        body = self.stamp(payload)
         _log.log(f"event {call.event_type}: {body.decode('ascii')}")
         if not self.decision.enabled:
             return True
