@@ -54,6 +54,7 @@ def status() -> Status:
     config = _runtime.CONFIG
     plugins = load_plugins(config)
     decision = decide(config, plugins)
+    plugins.add_builtins()
     return Status(
         enabled=decision.enabled,
         reason=decision.reason,

@@ -70,6 +70,8 @@ class Pipeline:
         self.cluster = cluster
         self.plugins = load_plugins(config, extra_plugins)
         self.decision = decide(config, self.plugins)
+        if self.decision.enabled or config.logging:
+            self.plugins.add_builtins()
         #: Whether files may be created: only for events that are really sent.
         self.writable = self.decision.enabled and not preview
         self._source: str | None = None

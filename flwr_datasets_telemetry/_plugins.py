@@ -45,7 +45,17 @@ class Plugins:
     manager: pluggy.PluginManager
     origins: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: Names taken by entry points (even ones that failed to load): no built-in for them.
+    claimed: set[str] = field(default_factory=set)
     _failed: set[tuple[str, str]] = field(default_factory=set)
+
+    def add_builtins(self) -> None:
+        """Register each built-in whose name is neither claimed nor blocked."""
+        for name, module_name in BUILTINS.items():
+            if name in self.claimed or self.manager.is_blocked(name):
+                continue
+            self.manager.register(importlib.import_module(module_name), name=name)
+            self.origins[name] = BUILTIN_ORIGIN
 
     def implementations(self, hook_name: str) -> list[HookImpl]:
         """The plain implementations of a hook, in pluggy's call order."""
@@ -94,25 +104,28 @@ def _origin(entry_point: metadata.EntryPoint) -> str:
 
 
 def load_plugins(config: Config, extra: Mapping[str, object] | None = None) -> Plugins:
-    """A plugin manager with ``extra`` (tests), the entry points, then the built-ins."""
+    """A plugin manager with ``extra`` (in-process plugins) and the entry points.
+
+    The built-ins come later, from `Plugins.add_builtins`, so that a no-op plugin
+    turns telemetry off before requests is even imported.
+    """
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     plugins = Plugins(manager)
     for name in config.blocked:
         manager.set_blocked(name)
-    claimed: set[str] = set()
     for name, plugin in (extra or {}).items():
-        claimed.add(name)
+        plugins.claimed.add(name)
         manager.register(plugin, name=name)
         plugins.origins[name] = "registered in-process"
     for entry_point in _entry_points() if config.autoload else []:
         name, origin = entry_point.name, _origin(entry_point)
         if manager.is_blocked(name):
             continue
-        if name in claimed:
+        if name in plugins.claimed:
             plugins.problems.append(f"plugin {name!r} from {origin} ignored: the name is taken")
             continue
-        claimed.add(name)
+        plugins.claimed.add(name)
         try:
             manager.register(entry_point.load(), name=name)
         except Exception as error:
@@ -121,11 +134,6 @@ def load_plugins(config: Config, extra: Mapping[str, object] | None = None) -> P
             )
             continue
         plugins.origins[name] = origin
-    for name, module_name in BUILTINS.items():
-        if name in claimed or manager.is_blocked(name):
-            continue
-        manager.register(importlib.import_module(module_name), name=name)
-        plugins.origins[name] = BUILTIN_ORIGIN
     for problem in plugins.problems:
         log(problem)
     return plugins

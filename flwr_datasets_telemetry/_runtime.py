@@ -172,7 +172,8 @@ def _make_handler(runtime: Runtime) -> Handler:
 
         pipeline = Pipeline(runtime.config, runtime.cluster, runtime.extra_plugins)
     if not pipeline.decision.enabled and not runtime.config.logging:
-        deactivate()
+        deactivate()  # a plugin said no: later calls cost nothing,
+        runtime.close()  # and this thread ends
     return pipeline.handle
 
 

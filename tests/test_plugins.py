@@ -1,0 +1,276 @@
+"""Entry-point plugins, end to end with real installed distributions."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flwr_datasets_telemetry import hookspecs
+
+from .distributions import pip_install, write_distribution
+from .helpers import REPO, Run, run_python
+from .servers import Endpoint
+
+PROGRAM = """
+import json, sys, threading
+import flwr_datasets_telemetry as t
+from tests.fake_flwr_datasets import FederatedDataset
+{before}
+FederatedDataset(dataset="mnist", partitioners={{"train": 3}}).load_partition(0, "train")
+flushed = t.flush(10)
+print(json.dumps({{"flushed": flushed, "threads": threading.active_count(),
+                   "modules": sorted(m for m in sys.modules if m.startswith(("acme", "requests")))}}))
+"""
+
+
+@pytest.fixture(scope="session")
+def noop_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return pip_install("noop-plugin", tmp_path_factory.mktemp("noop-site"))
+
+
+@pytest.fixture(scope="session")
+def accelerators_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return pip_install("accelerators-plugin", tmp_path_factory.mktemp("accelerators-site"))
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    return folder
+
+
+def run_with(
+    sites: list[Path], endpoint: Endpoint, before: str = "", **env: str
+) -> tuple[Run, dict[str, Any]]:
+    path = os.pathsep.join([*map(str, sites), str(REPO)])
+    run = run_python(
+        PROGRAM.format(before=before),
+        {
+            "PYTHONPATH": path,
+            "FLWR_TELEMETRY_ENDPOINT": endpoint.url,
+            "FLWR_TELEMETRY_DISABLE_COLLECTORS": env.pop("blocked", "hardware"),
+            **env,
+        },
+    )
+    assert run.returncode == 0, run.stderr
+    return run, json.loads(run.stdout.splitlines()[-1])
+
+
+def test_the_example_collector_reports_frameworks_in_use(
+    accelerators_site: Path, endpoint: Endpoint
+) -> None:
+    fake_torch = """
+import types
+torch = types.ModuleType("torch")
+torch.__version__ = "9.9"
+torch.version = types.SimpleNamespace(cuda="12.4")
+torch.cuda = types.SimpleNamespace(device_count=lambda: 2)
+sys.modules["torch"] = torch
+"""
+    run, _ = run_with([accelerators_site], endpoint, before=fake_torch)
+    (payload,) = endpoint.payloads()
+    assert payload["context"]["accelerators"] == {
+        "torch": {"version": "9.9", "cuda_version": "12.4", "cuda_devices": 2},
+        "jax": None,
+        "tensorflow": None,
+    }
+    assert run.stderr == ""
+
+
+def test_the_no_op_plugin_turns_everything_off(
+    noop_site: Path, accelerators_site: Path, endpoint: Endpoint, home: Path
+) -> None:
+    sites = [noop_site, accelerators_site]
+    run, facts = run_with(sites, endpoint)
+    assert facts == {"flushed": True, "threads": 1, "modules": []}
+    assert endpoint.connections == 0
+    assert not home.exists()
+    assert run.stderr == ""
+    status = run_python(
+        "from flwr_datasets_telemetry.cli import main; main(['status', '--json'])",
+        {"PYTHONPATH": os.pathsep.join(map(str, [*sites, REPO]))},
+    )
+    state = json.loads(status.stdout)
+    assert state["enabled"] is False
+    assert state["reason"] == "by plugin 'noop' (flwr-datasets-telemetry-noop 1.0.0)"
+    assert state["plugins"]["accelerators"] == "flwr-datasets-telemetry-accelerators 1.0.0"
+
+
+def test_autoload_off_ignores_the_no_op_plugin(
+    noop_site: Path, accelerators_site: Path, endpoint: Endpoint
+) -> None:
+    run_with([noop_site, accelerators_site], endpoint, FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD="1")
+    (payload,) = endpoint.payloads()
+    assert "accelerators" not in payload["context"]
+
+
+def test_an_entry_point_with_a_built_in_name_replaces_it(site: Path, endpoint: Endpoint) -> None:
+    write_distribution(
+        site,
+        "acme-hw",
+        {"hardware": "acme_hw"},
+        {
+            "acme_hw": """
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect():
+            return {"cpu_count": 1, "note": "replaced"}
+    """
+        },
+    )
+    run_with([site], endpoint, blocked="")
+    (payload,) = endpoint.payloads()
+    assert payload["context"]["hw"] == {"cpu_count": 1, "note": "replaced"}
+
+
+def test_an_entry_point_implementing_nothing_removes_a_built_in(
+    site: Path, endpoint: Endpoint
+) -> None:
+    write_distribution(
+        site,
+        "acme-quiet",
+        {"names": "acme_quiet", "platform": "acme_quiet"},
+        {"acme_quiet": '"""Registers under two built-in names and answers nothing."""'},
+    )
+    run_with([site], endpoint)
+    (payload,) = endpoint.payloads()
+    assert payload["event_details"] == {}
+    assert "platform" not in payload["context"]
+    assert "package" in payload["context"]
+
+
+def test_blocked_names_are_never_imported(site: Path, endpoint: Endpoint, tmp_path: Path) -> None:
+    marker = tmp_path / "imported"
+    write_distribution(
+        site,
+        "acme-spy",
+        {"spy": "acme_spy"},
+        {
+            "acme_spy": f"""
+        open({str(marker)!r}, "w").close()
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect():
+            return {{"seen": True}}
+    """
+        },
+    )
+    _, facts = run_with([site], endpoint, blocked="spy,hardware,platform")
+    (payload,) = endpoint.payloads()
+    assert not marker.exists()
+    assert "acme_spy" not in facts["modules"]
+    assert set(payload["context"]) == {"source", "cluster", "date", "package"}
+
+
+BROKEN = {
+    "acme_broken_import": "raise RuntimeError('cannot import me')",
+    "acme_raises": """
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect():
+            raise ValueError("collector bug")
+
+        @hookimpl
+        def telemetry_enabled():
+            raise ValueError("enabled bug")
+    """,
+    "acme_junk": """
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect():
+            return ["not", "a", "mapping"]
+    """,
+    "acme_bad_signature": """
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect(no_such_argument):
+            return {"x": 1}
+    """,
+    "acme_good": """
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect(call):
+            return {"event": call.event_type}
+    """,
+}
+
+
+def broken_site(site: Path) -> None:
+    write_distribution(site, "acme-plugins", {name: name for name in BROKEN}, BROKEN)
+
+
+def test_broken_plugins_leave_delivery_intact_and_silent(site: Path, endpoint: Endpoint) -> None:
+    broken_site(site)
+    run, facts = run_with([site], endpoint)
+    assert facts["flushed"] is True
+    (payload,) = endpoint.payloads()
+    assert payload["context"]["acme_good"] == {"event": "load_partition"}
+    assert not {"acme_raises", "acme_junk", "acme_broken_import"} & set(payload["context"])
+    assert payload["event_details"]["dataset_name"] == "mnist"
+    assert run.stderr == ""
+
+
+def test_broken_plugins_are_reported_when_logging(site: Path, endpoint: Endpoint) -> None:
+    broken_site(site)
+    run, _ = run_with([site], endpoint, FLWR_TELEMETRY_LOGGING="1")
+    assert (
+        "plugin 'acme_broken_import' from acme-plugins 1.2.3 skipped: "
+        "RuntimeError: cannot import me"
+    ) in run.stderr
+    assert "plugin 'acme_bad_signature' from acme-plugins 1.2.3 skipped" in run.stderr
+    assert re.search(
+        r"'acme_raises' \(acme-plugins 1.2.3\) raised in telemetry_collect: "
+        r"ValueError: collector bug",
+        run.stderr,
+    )
+    assert "raised in telemetry_enabled" in run.stderr
+    assert len(endpoint.payloads()) == 1
+
+
+def test_a_transport_plugin_redirects_delivery(
+    site: Path, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox.jsonl"
+    write_distribution(
+        site,
+        "acme-outbox",
+        {"outbox": "acme_outbox"},
+        {
+            "acme_outbox": f"""
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_send(body):
+            with open({str(outbox)!r}, "ab") as file:
+                file.write(body + b"\\n")
+            return True
+    """
+        },
+    )
+    run, _ = run_with([site], endpoint, FLWR_TELEMETRY_LOGGING="1")
+    assert endpoint.connections == 0
+    (line,) = outbox.read_bytes().splitlines()
+    assert json.loads(line)["event_type"] == "load_partition"
+    assert "delivered by 'outbox'" in run.stderr
+
+
+def test_the_readme_hook_reference_matches_the_hookspecs() -> None:
+    readme = (REPO / "README.rst").read_text()
+    for name in ("telemetry_collect", "telemetry_enabled", "telemetry_send"):
+        doc = getattr(hookspecs, name).__doc__
+        assert doc is not None
+        paragraph = " ".join(doc.split())
+        reference = " ".join(readme.split())
+        assert paragraph in reference, f"README's reference of {name} is out of date"
