@@ -70,7 +70,7 @@ class Pipeline:
         self.cluster = cluster
         self.plugins = load_plugins(config, extra_plugins)
         self.decision = decide(config, self.plugins)
-        if self.decision.enabled or config.logging:
+        if self.decision.enabled or config.logging or preview:
             self.plugins.add_builtins()
         #: Whether files may be created: only for events that are really sent.
         self.writable = self.decision.enabled and not preview

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from .schema import validated
 from .servers import BlackHole, Endpoint, refused_url
 
 # Before the package reads its configuration: this process never sends anywhere.
@@ -63,3 +64,5 @@ def captured() -> Iterator[CapturedEvents]:
     """This process's events, built by the real collectors, kept in memory."""
     with capture_events() as events:
         yield events
+    for payload in events.payloads():
+        validated(payload)

@@ -3,6 +3,7 @@ small ``.dist-info`` folders written on a directory that children put on sys.pat
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,19 +15,15 @@ EXAMPLES = REPO / "examples"
 
 
 def pip_install(example: str, target: Path) -> Path:
-    """``pip install --target`` one of the repository's example plugin distributions."""
+    """``pip install --target`` one of the repository's example plugin distributions.
+
+    From a copy: pip builds in the source folder, which must stay clean.
+    """
+    source = target.parent / f"{target.name}-source"
+    shutil.copytree(EXAMPLES / example, source)
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--target",
-            str(target),
-            str(EXAMPLES / example),
-        ],
+        [*command, "--target", str(target), str(source)],
         check=True,
         capture_output=True,
         timeout=300,

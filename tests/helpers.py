@@ -23,7 +23,12 @@ class Run:
 
 
 def run_python(
-    code: str, env: dict[str, str] | None = None, timeout: float = 60, *, as_file: bool = False
+    code: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    *,
+    as_file: bool = False,
+    argv: list[str] | None = None,
 ) -> Run:
     """Run ``code`` in a fresh interpreter with this test's environment plus ``env``.
 
@@ -39,6 +44,7 @@ def run_python(
         script = Path(folder) / "program.py"
         script.write_text(source)
         command = [sys.executable, str(script)] if as_file else [sys.executable, "-c", source]
+        command += argv or []
         return _run(command, child_env, timeout)
 
 

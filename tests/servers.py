@@ -9,6 +9,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .schema import validated
+
 
 class Endpoint(ThreadingHTTPServer):
     """Answers POSTs from a script of status codes, recording what arrived.
@@ -41,8 +43,9 @@ class Endpoint(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
     def payloads(self) -> list[dict[str, Any]]:
+        """What arrived, each payload checked against the shipped schema."""
         with self.lock:
-            return [json.loads(body) for body in self.bodies]
+            return [validated(json.loads(body)) for body in self.bodies]
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
         with self.received:

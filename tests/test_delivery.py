@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def test_one_post_carrying_exactly_the_logged_payload(endpoint: Endpoint, home: 
     assert logged is not None
     assert endpoint.bodies[0] == logged.group(1).encode()
     assert "event load_partition: delivered by 'http'" in run.stderr
-    payload = json.loads(endpoint.bodies[0])
+    (payload,) = endpoint.payloads()
     source = (home / "source").read_text().strip()
     assert payload["context"]["source"] == source
     assert "cpu_brand" in payload["context"]["hw"]

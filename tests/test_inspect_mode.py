@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .helpers import run_python
+from .schema import validated
 
 PROGRAM = """
 from tests.fake_flwr_datasets import FederatedDataset, DirichletPartitioner
@@ -24,7 +25,7 @@ except ValueError:
 
 def logged_payloads(stderr: str) -> list[dict[str, Any]]:
     found = re.findall(r"^flwr_datasets_telemetry: event \S+: (\{.*\})$", stderr, re.MULTILINE)
-    return [json.loads(body) for body in found]
+    return [validated(json.loads(body)) for body in found]
 
 
 def test_disabled_with_logging_shows_the_complete_payload(home: Path) -> None:

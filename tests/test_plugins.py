@@ -14,6 +14,7 @@ from flwr_datasets_telemetry import hookspecs
 
 from .distributions import pip_install, write_distribution
 from .helpers import REPO, Run, run_python
+from .schema import validated
 from .servers import Endpoint
 
 PROGRAM = """
@@ -262,7 +263,7 @@ def test_a_transport_plugin_redirects_delivery(
     run, _ = run_with([site], endpoint, FLWR_TELEMETRY_LOGGING="1")
     assert endpoint.connections == 0
     (line,) = outbox.read_bytes().splitlines()
-    assert json.loads(line)["event_type"] == "load_partition"
+    assert validated(json.loads(line))["event_type"] == "load_partition"
     assert "delivered by 'outbox'" in run.stderr
 
 
