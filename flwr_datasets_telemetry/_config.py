@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 DEFAULT_ENDPOINT = "https://telemetry.flower.ai/api/v1/event"
-DEFAULT_EXIT_TIMEOUT = 1.0
+#: Seconds pending events may hold up exit; with interpreter shutdown, under a second.
+DEFAULT_EXIT_TIMEOUT = 0.8
 MAX_EXIT_TIMEOUT = 30.0
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -6,7 +6,7 @@ collectors, reading the source file, HTTP — happens on the one sender thread, 
 with the first event (never from `atexit`: that fails on Python 3.12).
 
 Exit: `_at_exit` waits for pending events until a deadline shared by every exit hook
-(``FLWR_TELEMETRY_EXIT_TIMEOUT``, default 1 s), then drops what is left. It is
+(``FLWR_TELEMETRY_EXIT_TIMEOUT``, default 0.8 s), then drops what is left. It is
 registered with `atexit` and, in `multiprocessing` children (which end with
 ``os._exit``), as a `multiprocessing.util.Finalize` callback.
 

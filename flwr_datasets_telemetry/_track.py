@@ -52,15 +52,35 @@ def _token(value: object) -> Hashable:
 class _Tracker:
     """What one decorated function needs at call time, worked out at decoration."""
 
-    __slots__ = ("details", "event_type", "module", "plan")
+    __slots__ = ("details", "event_type", "indices", "keywords", "module", "plan")
 
     def __init__(
         self, event_type: str, func: Callable[..., Any], details: DetailsFactory | None
     ) -> None:
         self.event_type = event_type
         self.module: str | None = getattr(func, "__module__", None)
-        self.plan = ArgumentPlan.for_function(func)
+        self.plan = plan = ArgumentPlan.for_function(func)
+        self.indices = tuple(index for index, _ in plan.positions)
+        self.keywords = plan.names
         self.details = details
+
+    def key(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], outcome: str, details: Any
+    ) -> Hashable:
+        """What makes two calls the same event (a `TypeError` if a value is not weakref-able)."""
+        parts: list[Hashable] = [self, outcome]
+        count = len(args)
+        for index in self.indices:
+            if index < count:
+                value = args[index]
+                parts.append(value if type(value) is str else _token(value))
+        if kwargs:
+            for name in sorted(self.keywords.intersection(kwargs)):
+                parts.append(name)
+                parts.append(_token(kwargs[name]))
+        if details:
+            parts.extend((name, _token(value)) for name, value in details.items())
+        return tuple(parts)
 
     def record(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException | None
@@ -70,23 +90,17 @@ class _Tracker:
             return
         try:
             outcome = SUCCESS if error is None else type(error).__name__
-            arguments = self.plan.pick(args, kwargs) if self.plan.positions or kwargs else {}
-            details = dict(self.details(*args, **kwargs)) if self.details is not None else {}
+            details = dict(self.details(*args, **kwargs)) if self.details is not None else None
             key: Hashable | None
             try:
-                key = (
-                    self,
-                    outcome,
-                    *[(n, _token(v)) for n, v in arguments.items()],
-                    *[(n, _token(v)) for n, v in details.items()],
-                )
+                key = self.key(args, kwargs, outcome, details)
                 if key in runtime.seen_calls:
                     return
             except TypeError:  # an unhashable or un-weakref-able value: no shortcut
                 key = None
-            runtime.submit(
-                TrackedCall(self.event_type, self.module, arguments, outcome, details), key
-            )
+            arguments = self.plan.pick(args, kwargs)
+            call = TrackedCall(self.event_type, self.module, arguments, outcome, details)
+            runtime.submit(call, key)
         except Exception:
             pass
 
@@ -123,6 +137,8 @@ def track(event_type: str, *, details: DetailsFactory | None = None) -> TrackDec
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if _runtime.current is None:  # disabled: one attribute look-up, nothing else
+                return func(*args, **kwargs)
             try:
                 result = func(*args, **kwargs)
             except BaseException as error:

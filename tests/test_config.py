@@ -54,7 +54,7 @@ def test_endpoint_default_and_override() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("0", 0.0), ("2.5", 2.5), ("-1", 1.0), ("soon", 1.0), ("1e9", 1.0), ("nan", 1.0)],
+    [("0", 0.0), ("2.5", 2.5), ("-1", 0.8), ("soon", 0.8), ("1e9", 0.8), ("nan", 0.8)],
 )
 def test_exit_timeout(raw: str, expected: float) -> None:
     assert read_config({"FLWR_TELEMETRY_EXIT_TIMEOUT": raw}).exit_timeout == expected

@@ -140,7 +140,7 @@ print(t.flush(10))
     assert run.stderr.count("not tried: ConnectionError earlier in this process") == 4
 
 
-EXIT_BUDGET = 1.0
+EXIT_BUDGET = 0.8
 #: Interpreter start, imports and teardown on a loaded 2-core CI machine.
 SLACK = 2.5
 

@@ -128,12 +128,15 @@ def cpu_facts(home: Path | None) -> dict[str, Any] | None:
     probe: subprocess.Popen[bytes] | None = None
     facts: dict[str, Any] | None = None
     deadline = time.monotonic() + WAIT
-    while facts is None and time.monotonic() < deadline and not _runtime.exiting.is_set():
-        if cache is not None:
-            facts = read_cache(cache, key)
+    while time.monotonic() < deadline and not _runtime.exiting.is_set():
+        if probe is not None:
+            if probe.poll() is not None:  # our own probe: wait for it, and reap it
+                facts = _probe_answer(probe)
+                break
+        else:
+            facts = read_cache(cache, key) if cache is not None else None
             if facts is not None:
                 break
-        if probe is None:
             owned, fd = _try_lock(lock) if lock is not None else (True, None)
             if owned:
                 arguments = [str(cache), key] if cache is not None else []
@@ -142,9 +145,6 @@ def cpu_facts(home: Path | None) -> dict[str, Any] | None:
                     os.close(fd)  # the probe holds the lock until it ends
                 if probe is None:
                     break
-        elif probe.poll() is not None:
-            facts = _probe_answer(probe)
-            break
         _runtime.exiting.wait(POLL)
     _memory["cpu"] = facts or {}  # asked at most once per process, answer or not
     return facts

@@ -1,7 +1,9 @@
 """Collector ``version``: which distribution owns the tracked function, and versions.
 
-Lands in ``context.package``. The owner is found from the function's module through
-`importlib.metadata.packages_distributions`, which is computed once per process.
+Lands in ``context.package``. The owner is found from the function's top-level module:
+first by the usual naming (``flwr_datasets`` is ``flwr-datasets``: one directory
+look-up), else through `importlib.metadata.packages_distributions`, which reads every
+installed distribution's file list and so is computed at most once per process.
 """
 
 from __future__ import annotations
@@ -27,14 +29,21 @@ def owner(module: str | None) -> tuple[str, str] | None:
     """``(distribution name, version)`` of the distribution providing ``module``."""
     if not module or module == "__main__":
         return None
-    names = _distributions_by_package().get(module.partition(".")[0], [])
-    for name in names:
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue
-        return dist.metadata["Name"] or name, dist.version
-    return None
+    top = module.partition(".")[0]
+    found = _distribution(top)
+    for name in () if found else _distributions_by_package().get(top, []):
+        found = _distribution(name)
+        if found:
+            break
+    return found
+
+
+def _distribution(name: str) -> tuple[str, str] | None:
+    try:
+        dist = metadata.distribution(name)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    return dist.metadata["Name"] or name, dist.version
 
 
 @hookimpl

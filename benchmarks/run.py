@@ -1,0 +1,413 @@
+"""What telemetry costs the program it lives in, against baselines measured in the same run.
+
+    python benchmarks/run.py            # the full table, a few minutes
+    python benchmarks/run.py --quick    # a smoke run for CI: fewer repeats, smaller loops
+
+Every figure is a median over repeats and every ratio is against a baseline measured
+in the same run: these machines are noisy, absolute times mean little. The script
+prints a table and exits 0; it never fails on a timing. All traffic stays on
+127.0.0.1 (the loopback endpoints of the test suite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.helpers import run_python  # noqa: E402
+from tests.servers import BlackHole, Endpoint  # noqa: E402
+
+
+@dataclass
+class Row:
+    figure: str
+    ours: str
+    baseline: str
+    ratio: str
+    goal: str
+    met: bool | None
+
+
+def median_seconds(code: str, env: dict[str, str], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        run = run_python(code, env, timeout=600)
+        if run.returncode != 0:
+            raise RuntimeError(run.stderr)
+        times.append(run.seconds)
+    return statistics.median(times)
+
+
+# -- caller cost, in this process ---------------------------------------------------------
+
+CALLER = """
+import functools, json, statistics, timeit
+import flwr_datasets_telemetry as t
+from flwr_datasets_telemetry import _runtime
+
+def work(split):
+    return split
+
+@functools.wraps(work)
+def passthrough(*args, **kwargs):
+    return work(*args, **kwargs)
+
+tracked = t.track("bench")(work)
+number, repeat = {number}, {repeat}
+
+def per_call(stmt):
+    runs = timeit.repeat(stmt, number=number, repeat=repeat, globals=globals())
+    return statistics.median(runs) / number
+
+results = {{"passthrough": per_call("passthrough('train')")}}
+saved, _runtime.current = _runtime.current, None
+results["disabled"] = per_call("tracked('train')")
+_runtime.current = saved
+tracked("train")
+t.flush(10)
+results["repeated"] = per_call("tracked('train')")
+counter = iter(range(10**9))
+results["distinct"] = per_call("tracked(str(next(counter)))")
+results["distinct_baseline"] = per_call("passthrough(str(next(counter)))")
+print(json.dumps(results))
+"""
+
+FLWR_EVENT = """
+import json, statistics, timeit
+from flwr_datasets.common import telemetry
+telemetry.TELEMETRY_EVENTS_URL = {url!r}
+number, repeat = {number}, {repeat}
+runs = timeit.repeat(
+    "telemetry.event(telemetry.EventType.PING)", number=number, repeat=repeat, globals=globals()
+)
+print(json.dumps({{"flwr": statistics.median(runs) / number}}))
+import os; os._exit(0)  # its executor would otherwise post every queued event at exit
+"""
+
+
+def caller_rows(quick: bool, endpoint: Endpoint) -> list[Row]:
+    number, repeat = (20_000, 5) if quick else (200_000, 9)
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_DISABLE_COLLECTORS": "hardware"}
+    run = run_python(CALLER.format(number=number, repeat=repeat), env, timeout=600)
+    r = json.loads(run.stdout)
+    base = r["passthrough"]
+    rows = [
+        Row(
+            "caller cost, disabled",
+            us(r["disabled"]),
+            f"{us(base)} pass-through",
+            f"{r['disabled'] / base:.2f}x",
+            "<= 1.15x",
+            r["disabled"] / base <= 1.15,
+        ),
+        Row(
+            "caller cost, enabled, repeated event",
+            us(r["repeated"]),
+            f"{us(base)} pass-through",
+            f"{r['repeated'] / base:.2f}x",
+            "<= 4x",
+            r["repeated"] / base <= 4,
+        ),
+        Row(
+            "caller cost, enabled, distinct events",
+            us(r["distinct"]),
+            f"{us(r['distinct_baseline'])} pass-through",
+            f"{r['distinct'] / r['distinct_baseline']:.2f}x",
+            "report",
+            None,
+        ),
+    ]
+    flwr = run_python(
+        FLWR_EVENT.format(url=endpoint.url, number=number // 10, repeat=repeat),
+        {"FLWR_TELEMETRY_ENABLED": "1"},
+        timeout=600,
+    )
+    if flwr.returncode == 0:
+        theirs = json.loads(flwr.stdout)["flwr"]
+        rows.append(
+            Row(
+                "caller cost, flwr-datasets 0.6.1 event()",
+                us(theirs),
+                f"{us(r['repeated'])} ours, repeated",
+                f"{theirs / r['repeated']:.1f}x cheaper",
+                ">= 10x cheaper",
+                theirs / r["repeated"] >= 10,
+            )
+        )
+    else:
+        rows.append(
+            Row(
+                "caller cost, flwr-datasets 0.6.1 event()",
+                "n/a",
+                "",
+                "",
+                "pip install '.[integration]'",
+                None,
+            )
+        )
+    return rows
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:.3f} us"
+
+
+# -- whole processes ----------------------------------------------------------------------
+
+WORKLOAD = """
+import flwr_datasets_telemetry as t
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+{decorate}
+for _ in range({calls}):
+    work(700)
+"""
+
+
+def workload_row(quick: bool, endpoint: Endpoint) -> Row:
+    repeats = 3 if quick else 9
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url}
+    plain = median_seconds(WORKLOAD.format(decorate="", calls=10_000), env, repeats)
+    tracked = median_seconds(
+        WORKLOAD.format(decorate="work = t.track('work')(work)", calls=10_000), env, repeats
+    )
+    return Row(
+        "10,000 calls of a ~50 us function, whole process",
+        f"{tracked:.3f} s",
+        f"{plain:.3f} s undecorated",
+        f"{tracked / plain:.3f}x",
+        "<= 1.05x",
+        tracked / plain <= 1.05,
+    )
+
+
+def import_row(quick: bool) -> Row:
+    repeats = 11 if quick else 41
+    bare = median_seconds("pass", {}, repeats)
+    imported = median_seconds("import flwr_datasets_telemetry", {}, repeats)
+    extra = (imported - bare) * 1000
+    return Row(
+        "import flwr_datasets_telemetry",
+        f"{imported * 1000:.1f} ms",
+        f"{bare * 1000:.1f} ms bare start",
+        f"+{extra:.1f} ms",
+        "<= +5 ms",
+        extra <= 5,
+    )
+
+
+EXIT = """
+import flwr_datasets_telemetry as t
+for n in range({events}):
+    t.event(f"kind{{n}}")
+"""
+
+FLWR_EXIT = """
+from flwr_datasets.common import telemetry
+telemetry.TELEMETRY_EVENTS_URL = {url!r}
+for n in range({events}):
+    telemetry.event(telemetry.EventType.PING)
+"""
+
+
+def exit_rows(quick: bool, hole: BlackHole) -> list[Row]:
+    repeats = 3 if quick else 5
+    bare = median_seconds("pass", {}, repeats)
+    rows = []
+    for events in (1, 10, 100):
+        env = {"FLWR_TELEMETRY_ENDPOINT": hole.url}
+        seconds = median_seconds(EXIT.format(events=events), env, repeats)
+        extra = seconds - bare
+        rows.append(
+            Row(
+                f"exit after {events} event(s), black-hole endpoint",
+                f"{seconds:.2f} s",
+                f"{bare:.2f} s bare start",
+                f"+{extra:.2f} s",
+                "<= +1 s",
+                extra <= 1.0,
+            )
+        )
+    cap = 10 if quick else 70
+    for events in (1, 10):
+        try:
+            run = run_python(
+                FLWR_EXIT.format(url=hole.url, events=events),
+                {"FLWR_TELEMETRY_ENABLED": "1"},
+                timeout=cap,
+            )
+            theirs = f"{run.seconds:.1f} s"
+        except Exception:
+            theirs = f">= {cap} s (cap)"
+        rows.append(
+            Row(
+                f"  flwr-datasets 0.6.1, exit after {events} event(s)",
+                theirs,
+                f"{bare:.2f} s bare start",
+                "",
+                "(side by side)",
+                None,
+            )
+        )
+    return rows
+
+
+POSTS = """
+import flwr_datasets_telemetry as t
+@t.track("same")
+def same(split):
+    return split
+for _ in range(1000):
+    same("train")
+"""
+
+
+def posts_row(endpoint: Endpoint) -> Row:
+    before = len(endpoint.request_times)
+    run_python(
+        POSTS,
+        {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_DISABLE_COLLECTORS": "hardware"},
+    )
+    posts = len(endpoint.request_times) - before
+    return Row("POSTs for 1,000 identical calls", str(posts), "", "", "1", posts == 1)
+
+
+MEMORY = """
+import resource
+import flwr_datasets_telemetry as t
+def work(split, n):
+    return n
+{decorate}
+for i in range(10_000):
+    work("train", i)
+start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+splits = ("train", "test", "valid")
+for i in range({calls}):
+    work(splits[i % 3], i)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start)
+"""
+
+
+def memory_row(quick: bool, hole: BlackHole) -> Row:
+    calls = 100_000 if quick else 1_000_000
+    env = {"FLWR_TELEMETRY_ENDPOINT": hole.url, "FLWR_TELEMETRY_EXIT_TIMEOUT": "0"}
+    plain = int(run_python(MEMORY.format(decorate="", calls=calls), env, timeout=600).stdout)
+    tracked_run = run_python(
+        MEMORY.format(decorate="work = t.track('work')(work)", calls=calls), env, timeout=600
+    )
+    tracked = int(tracked_run.stdout)
+    growth = (tracked - plain) / 1024
+    return Row(
+        f"peak memory growth over {calls:,} calls, black hole",
+        f"{tracked / 1024:.2f} MiB",
+        f"{plain / 1024:.2f} MiB undecorated",
+        f"+{growth:.2f} MiB",
+        "<= +2 MiB",
+        growth <= 2,
+    )
+
+
+HARDWARE = """
+import json, resource, time
+from pathlib import Path
+from flwr_datasets_telemetry.collectors import hardware
+def cpu():
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+start = cpu()
+hardware.telemetry_collect(home=Path({home!r}))
+print(json.dumps(cpu() - start))
+"""
+
+
+def hardware_rows(home: Path) -> list[Row]:
+    first = json.loads(run_python(HARDWARE.format(home=str(home)), {}).stdout)
+    second = json.loads(run_python(HARDWARE.format(home=str(home)), {}).stdout)
+    return [
+        Row(
+            "CPU collecting hardware facts, 1st process",
+            f"{first * 1000:.0f} ms",
+            "",
+            "",
+            "report",
+            None,
+        ),
+        Row(
+            "CPU collecting hardware facts, 2nd process",
+            f"{second * 1000:.1f} ms",
+            "",
+            "",
+            "<= 10 ms",
+            second <= 0.010,
+        ),
+    ]
+
+
+def print_table(rows: list[Row]) -> None:
+    headers = ("figure", "ours", "baseline (same run)", "ratio", "goal", "met")
+    cells = [
+        (
+            r.figure,
+            r.ours,
+            r.baseline,
+            r.ratio,
+            r.goal,
+            "" if r.met is None else ("yes" if r.met else "NO"),
+        )
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in [headers, *cells]) for i in range(len(headers))]
+    line = "  ".join("-" * w for w in widths)
+    print(line)
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print(line)
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
+    print(line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: fewer repeats")
+    args = parser.parse_args()
+    for name in list(os.environ):
+        if name.startswith(("FLWR_", "DO_NOT_TRACK")):
+            del os.environ[name]
+    endpoint, hole = Endpoint(), BlackHole()
+    rows: list[Row] = []
+    with TemporaryDirectory() as folder:
+        os.environ["FLWR_HOME"] = str(Path(folder) / "flwr")
+        try:
+            rows += caller_rows(args.quick, endpoint)
+            rows.append(workload_row(args.quick, endpoint))
+            rows.append(import_row(args.quick))
+            rows += exit_rows(args.quick, hole)
+            rows.append(posts_row(endpoint))
+            rows.append(memory_row(args.quick, hole))
+            rows += hardware_rows(Path(folder) / "hardware-home")
+        finally:
+            endpoint.close()
+            hole.close()
+    print(
+        f"Python {sys.version.split()[0]} on {os.cpu_count()} CPUs"
+        f"{' (quick mode)' if args.quick else ''}"
+    )
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
