@@ -17,10 +17,10 @@ Fork: the child gets a fresh `Runtime` (queue, lock, thread) that keeps the clus
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import os
 import sys
-import threading
 import time
 from collections import deque
 
@@ -28,6 +28,7 @@ from ._config import Config, read_config
 
 TYPE_CHECKING = False  # see `_config`: typing is not imported at run time
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Hashable, Mapping
     from typing import Final
 
@@ -41,9 +42,11 @@ MAX_QUEUE: Final = 1000
 #: Distinct calls remembered on the caller's side; the memory is cleared when full.
 MAX_SEEN_CALLS: Final = 4096
 
-IMPORT_GUARD = threading.Lock()
-#: Set when the interpreter starts to exit: background waits (the hardware probe) stop.
-exiting = threading.Event()
+# `threading` is imported with the first event, not with this package: a bare
+# `_thread` lock is all that is needed before then.
+IMPORT_GUARD = _thread.allocate_lock()
+#: True once the interpreter starts to exit: background waits (the hardware probe) stop.
+exiting = False
 
 
 def random_uuid() -> str:
@@ -69,12 +72,13 @@ class Runtime:
         self.dropped = 0
         self.failed = 0
         self._queue: deque[TrackedCall] = deque()
-        self._wake = threading.Event()
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = _thread.allocate_lock()
+        #: Made by `_start` (with the thread) on `_lock`: no `threading` before that.
+        self._cond: threading.Condition | None = None
+        self._wake: threading.Event | None = None
         self._accepted = 0
         self._done = 0
         self._lost_at_last_flush = 0
-        self._thread: threading.Thread | None = None
         self._closing = False
         self._exit_deadline: float | None = None
 
@@ -82,11 +86,10 @@ class Runtime:
 
     def submit(self, call: TrackedCall, key: Hashable | None) -> None:
         """Hand one call over; O(1), no I/O, never blocks on the sender."""
-        with self._cond:
+        with self._lock:
             if self._closing:
                 return
-            if self._thread is None:
-                self._start()
+            wake = self._wake or self._start()
             if len(self._queue) >= MAX_QUEUE:
                 self.dropped += 1
                 return
@@ -96,22 +99,36 @@ class Runtime:
                 if len(self.seen_calls) >= MAX_SEEN_CALLS:
                     self.seen_calls.clear()
                 self.seen_calls[key] = None
-        self._wake.set()
+        wake.set()
 
-    def _start(self) -> None:
-        thread = threading.Thread(target=self._run, name="flwr-datasets-telemetry", daemon=True)
+    def _start(self) -> threading.Event:
+        """Start the sender (with `_lock` held): the first event of this process.
+
+        `logging` is imported here, on the caller's thread, once, if the host has not
+        imported it yet (a few ms): it registers fork handlers when imported, and if the
+        sender imported it (through urllib3) while another thread forks, its handlers
+        would run unbalanced and print an error in the host's terminal.
+        """
+        import logging  # noqa: F401 - imported for its fork handlers, see above
+        import threading
+
+        self._cond = cond = threading.Condition(self._lock)
+        self._wake = wake = threading.Event()
+        thread = threading.Thread(
+            target=self._run, args=(cond, wake), name="flwr-datasets-telemetry", daemon=True
+        )
         thread.start()
-        self._thread = thread
         _register_exit_hooks()
+        return wake
 
     # -- any thread ------------------------------------------------------------------
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything accepted so far is dealt with; True if none was lost."""
         deadline = time.monotonic() + max(0.0, timeout)
-        with self._cond:
+        with self._lock:
             target = self._accepted
-            while self._done < target:
+            while self._done < target and self._cond is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -125,29 +142,30 @@ class Runtime:
         """Give pending events what is left of the exit budget, then drop them."""
         if self._exit_deadline is None:
             self._exit_deadline = time.monotonic() + self.config.exit_timeout
-        if self._thread is not None:
-            self.flush(self._exit_deadline - time.monotonic())
+        self.flush(self._exit_deadline - time.monotonic())
         self.close()
 
     def close(self) -> None:
         """Drop what is queued and let the sender thread end."""
-        with self._cond:
+        with self._lock:
             self._closing = True
             self.dropped += len(self._queue)
             self._done += len(self._queue)
             self._queue.clear()
-            self._cond.notify_all()
-        self._wake.set()
+            if self._cond is not None:
+                self._cond.notify_all()
+        if self._wake is not None:
+            self._wake.set()
 
     # -- sender thread ---------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, cond: threading.Condition, wake: threading.Event) -> None:
         handler: Handler | None = None
         while not self._closing:
-            self._wake.wait()
-            self._wake.clear()
+            wake.wait()
+            wake.clear()
             while True:
-                with self._cond:
+                with cond:
                     if not self._queue:
                         break
                     call = self._queue.popleft()
@@ -159,11 +177,11 @@ class Runtime:
                         delivered = handler(call)
                     except BaseException:
                         delivered = False
-                with self._cond:
+                with cond:
                     self._done += 1
                     if not delivered:
                         self.failed += 1
-                    self._cond.notify_all()
+                    cond.notify_all()
 
 
 def _make_handler(runtime: Runtime) -> Handler:
@@ -193,7 +211,8 @@ def deactivate() -> None:
 
 
 def _at_exit() -> None:
-    exiting.set()
+    global exiting
+    exiting = True
     runtime = current
     if runtime is not None:
         try:
@@ -228,8 +247,8 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     global current, IMPORT_GUARD, exiting
     _fork_guard_held.clear()
-    IMPORT_GUARD = threading.Lock()
-    exiting = threading.Event()
+    IMPORT_GUARD = _thread.allocate_lock()
+    exiting = False
     if current is not None:
         current = Runtime(current.config, current.cluster, current.extra_plugins)
 

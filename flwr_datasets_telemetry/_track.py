@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import sys
-import weakref
+
+# `weakref.ref` itself, without the 1 ms `weakref` module import at start-up.
+from _weakref import ref as weak_reference
 
 from . import _runtime
 from ._call import SUCCESS, ArgumentPlan, TrackedCall
@@ -46,7 +48,7 @@ def _token(value: object) -> Hashable:
         return value
     if kind in _SCALARS:
         return (kind, value)
-    return weakref.ref(value)
+    return weak_reference(value)
 
 
 class _Tracker:

@@ -54,7 +54,8 @@ def test_thousands_of_identical_calls_make_one_post(endpoint: Endpoint) -> None:
 
 
 def test_events_pending_at_exit_are_delivered_without_flush(endpoint: Endpoint) -> None:
-    run = run_python(program(3), {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST})
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_EXIT_TIMEOUT": "20", **FAST}
+    run = run_python(program(3), env)
     assert run.returncode == 0
     assert len(endpoint.bodies) == 1
 

@@ -128,7 +128,7 @@ def cpu_facts(home: Path | None) -> dict[str, Any] | None:
     probe: subprocess.Popen[bytes] | None = None
     facts: dict[str, Any] | None = None
     deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline and not _runtime.exiting.is_set():
+    while time.monotonic() < deadline and not _runtime.exiting:
         if probe is not None:
             if probe.poll() is not None:  # our own probe: wait for it, and reap it
                 facts = _probe_answer(probe)
@@ -145,7 +145,7 @@ def cpu_facts(home: Path | None) -> dict[str, Any] | None:
                     os.close(fd)  # the probe holds the lock until it ends
                 if probe is None:
                     break
-        _runtime.exiting.wait(POLL)
+        time.sleep(POLL)
     _memory["cpu"] = facts or {}  # asked at most once per process, answer or not
     return facts
 
