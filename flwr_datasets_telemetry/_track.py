@@ -63,39 +63,45 @@ class _Tracker:
         self.module: str | None = getattr(func, "__module__", None)
         self.plan = plan = ArgumentPlan.for_function(func)
         self.indices = tuple(index for index, _ in plan.positions)
-        self.keywords = plan.names
+        self.keywords = tuple(sorted(plan.names))
         self.details = details
-
-    def key(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], outcome: str, details: Any
-    ) -> Hashable:
-        """What makes two calls the same event (a `TypeError` if a value is not weakref-able)."""
-        parts: list[Hashable] = [self, outcome]
-        count = len(args)
-        for index in self.indices:
-            if index < count:
-                value = args[index]
-                parts.append(value if type(value) is str else _token(value))
-        if kwargs:
-            for name in sorted(self.keywords.intersection(kwargs)):
-                parts.append(name)
-                parts.append(_token(kwargs[name]))
-        if details:
-            parts.extend((name, _token(value)) for name, value in details.items())
-        return tuple(parts)
 
     def record(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException | None
     ) -> None:
+        """Hand the finished call over, unless the same call was handed over before.
+
+        The key is built inline (no helper calls): this is the cost of every call.
+        """
         runtime = _runtime.current
         if runtime is None:
             return
         try:
             outcome = SUCCESS if error is None else type(error).__name__
-            details = dict(self.details(*args, **kwargs)) if self.details is not None else None
-            key: Hashable | None
+            details = None if self.details is None else dict(self.details(*args, **kwargs))
+            parts: list[Hashable] = [self, outcome]
+            key: Hashable | None = None
             try:
-                key = self.key(args, kwargs, outcome, details)
+                count = len(args)
+                for index in self.indices:
+                    if index < count:
+                        value = args[index]
+                        kind = type(value)
+                        parts.append(
+                            value
+                            if kind is str
+                            else (kind, value)
+                            if kind in _SCALARS
+                            else weak_reference(value)
+                        )
+                if kwargs:
+                    for name in self.keywords:
+                        if name in kwargs:
+                            parts.append(name)
+                            parts.append(_token(kwargs[name]))
+                if details:
+                    parts.extend([(name, _token(value)) for name, value in details.items()])
+                key = tuple(parts)
                 if key in runtime.seen_calls:
                     return
             except TypeError:  # an unhashable or un-weakref-able value: no shortcut
