@@ -197,7 +197,15 @@ def _make_handler(runtime: Runtime) -> Handler:
 
 # -- the process-wide state ------------------------------------------------------------
 
-CONFIG: Final = read_config()
+
+def _read_config_safely() -> Config:
+    try:
+        return read_config()
+    except Exception:  # an environment nobody foresaw: stay off rather than raise
+        return Config(disabled_by="an unreadable environment")
+
+
+CONFIG: Final = _read_config_safely()
 #: ``None`` when tracked calls need no work at all (disabled, logging off).
 current: Runtime | None = Runtime(CONFIG, random_uuid()) if CONFIG.active else None
 _hooks_registered_in: list[int] = []
@@ -253,8 +261,9 @@ def _after_fork_in_child() -> None:
         current = Runtime(current.config, current.cluster, current.extra_plugins)
 
 
-os.register_at_fork(
-    before=_before_fork,
-    after_in_parent=_after_fork_in_parent,
-    after_in_child=_after_fork_in_child,
-)
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )

@@ -23,7 +23,8 @@ os.environ["FLWR_TELEMETRY_ENDPOINT"] = refused_url()
 from flwr_datasets_telemetry import _runtime
 from flwr_datasets_telemetry.testing import CapturedEvents, capture_events
 
-_OURS = ("FLWR_", "DO_NOT_TRACK")
+# Ours, and the proxy settings requests reads: loopback tests must reach loopback.
+_STRIPPED = ("FLWR_", "DO_NOT_TRACK", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +35,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """
     monkeypatch.setattr(_runtime, "current", None)
     for name in list(os.environ):
-        if name.startswith(_OURS):
+        if name.upper().startswith(_STRIPPED):
             monkeypatch.delenv(name)
     monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr-home"))
     monkeypatch.setenv("FLWR_TELEMETRY_ENDPOINT", refused_url())

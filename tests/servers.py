@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from .schema import validated
@@ -21,11 +24,18 @@ class Endpoint(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, script: list[Any] | None = None) -> None:
+    def __init__(self, script: list[Any] | None = None, tls: tuple[str, str] | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.scheme = "http"
+        if tls is not None:  # (certificate file, key file)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.socket = context.wrap_socket(self.socket, server_side=True)
+            self.scheme = "https"
         self.script = list(script or [])
         self.bodies: list[bytes] = []
         self.headers_seen: list[dict[str, str]] = []
+        self.paths: list[str] = []
         self.request_times: list[float] = []
         self.connections = 0
         self.lock = threading.Lock()
@@ -35,7 +45,7 @@ class Endpoint(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/api/v1/event"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}/api/v1/event"
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.lock:
@@ -72,6 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.received:
                 self.server.bodies.append(body)
                 self.server.headers_seen.append(dict(self.headers))
+                self.server.paths.append(self.path)
                 self.server.received.notify_all()
         self.send_response(status)
         for name, value in headers.items():
@@ -105,3 +116,31 @@ def refused_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/api/v1/event"
+
+
+def self_signed_certificate(folder: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 that no certificate authority vouches for."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import run_python
-from .servers import BlackHole, Endpoint, refused_url
+from .servers import BlackHole, Endpoint, refused_url, self_signed_certificate
 
 PROGRAM = """
 from tests.fake_flwr_datasets import FederatedDataset
@@ -196,3 +196,34 @@ def test_a_hanging_cpuinfo_does_not_delay_exit(endpoint: Endpoint) -> None:
     assert len(endpoint.bodies) == 1
     hw = endpoint.payloads()[0]["context"]["hw"]
     assert set(hw) == {"cpu_count", "memory_gib"}
+
+
+SEND_ONE = "import flwr_datasets_telemetry as t\nt.event('one')\nprint(t.flush(20))\n"
+
+
+def test_tls_certificates_are_verified(tmp_path: Path) -> None:
+    server = Endpoint(tls=self_signed_certificate(tmp_path))
+    try:
+        env = {"FLWR_TELEMETRY_ENDPOINT": server.url, "FLWR_TELEMETRY_LOGGING": "1", **FAST}
+        rejected = run_python(SEND_ONE, env)
+        assert rejected.stdout.strip() == "False"
+        assert "not delivered by 'http': SSLError" in rejected.stderr
+        assert server.bodies == []
+        trusted = run_python(SEND_ONE, {**env, "REQUESTS_CA_BUNDLE": str(tmp_path / "cert.pem")})
+        assert trusted.stdout.strip() == "True", trusted.stderr
+        assert len(server.payloads()) == 1
+    finally:
+        server.close()
+
+
+def test_proxies_come_from_the_environment(endpoint: Endpoint) -> None:
+    proxy = endpoint.url.rsplit("/api", 1)[0]
+    env = {
+        "FLWR_TELEMETRY_ENDPOINT": "http://telemetry.invalid/api/v1/event",
+        "HTTP_PROXY": proxy,
+        **FAST,
+    }
+    run = run_python(SEND_ONE, env)
+    assert run.stdout.strip() == "True", run.stderr
+    assert len(endpoint.payloads()) == 1
+    assert endpoint.paths == ["http://telemetry.invalid/api/v1/event"]
