@@ -238,6 +238,39 @@ def workload_rows(quick: bool, endpoint: Endpoint) -> list[Row]:
     return rows
 
 
+PROCESS_CPU = """
+import time
+import flwr_datasets_telemetry as t
+t.event("once")
+t.flush(10)
+print(time.process_time())
+"""
+
+
+def background_cpu_row(quick: bool, endpoint: Endpoint) -> Row:
+    """The fixed price of one process's telemetry: CPU of all threads, warm caches."""
+    repeats = 5 if quick else 15
+    on = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url}
+    off = {**on, "FLWR_TELEMETRY_ENABLED": "0"}
+    cpu_time(PROCESS_CPU, on)  # warm-up: hardware cache, bytecode
+    pairs = [(cpu_time(PROCESS_CPU, off), cpu_time(PROCESS_CPU, on)) for _ in range(repeats)]
+    base = statistics.median(p[0] for p in pairs)
+    used = statistics.median(p[1] for p in pairs)
+    return Row(
+        "CPU per process for telemetry (1st event, all threads)",
+        f"{used * 1000:.0f} ms",
+        f"{base * 1000:.0f} ms disabled",
+        f"+{(used - base) * 1000:.0f} ms",
+        "report",
+        None,
+    )
+
+
+def cpu_time(code: str, env: dict[str, str]) -> float:
+    run = run_python(code, env, timeout=600)
+    return float(run.stdout)
+
+
 def import_row(quick: bool) -> Row:
     repeats = 15 if quick else 61
     bare, imported = paired_medians("pass", "import flwr_datasets_telemetry", {}, repeats)
@@ -440,6 +473,7 @@ def main() -> int:
         try:
             rows += caller_rows(args.quick, endpoint, Path(folder))
             rows += workload_rows(args.quick, endpoint)
+            rows.append(background_cpu_row(args.quick, endpoint))
             rows.append(import_row(args.quick))
             rows += exit_rows(args.quick, hole)
             rows.append(posts_row(endpoint))
