@@ -28,7 +28,7 @@ def _read(path: Path) -> str:
         raw = file.read(MAX_SOURCE_BYTES + 1)
     if len(raw) > MAX_SOURCE_BYTES:
         raise ValueError("source file too large")
-    return str(uuid.UUID(raw.decode("ascii").strip()))
+    return str(uuid.UUID(raw.decode().strip()))
 
 
 def read_source(path: Path | None) -> str | None:
@@ -47,7 +47,7 @@ def _write_new(path: Path) -> str | None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=".source-", dir=path.parent)  # mode 0600
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as file:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(new_id + "\n")
         try:
             os.link(temp_name, path)

@@ -101,5 +101,5 @@ def assemble(
 
 
 def dumps(payload: Mapping[str, Any]) -> bytes:
-    """The exact bytes that are logged and sent."""
-    return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    """The exact bytes that are logged and sent (ASCII, so UTF-8 is the same bytes)."""
+    return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode()

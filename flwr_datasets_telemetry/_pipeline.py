@@ -114,7 +114,7 @@ class Pipeline:
         if len(self._sent) < MAX_SENT:
             self._sent.add(key)
         body = self.stamp(payload)
-        _log.log(f"event {call.event_type}: {body.decode('ascii')}")
+        _log.log(f"event {call.event_type}: {body.decode()}")
         if not self.decision.enabled:
             return True
         return self.send(call.event_type, body, payload)

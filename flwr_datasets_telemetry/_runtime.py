@@ -59,7 +59,13 @@ def random_uuid() -> str:
 
 
 class Runtime:
-    """Queue, counters and sender thread of one process."""
+    """Queue, counters and sender thread of one process.
+
+    The sender thread lives only while there is work: it starts with an event that
+    finds the queue empty and ends when the queue is empty again. Between bursts the
+    process has no extra thread, so a host that forks then forks a single-threaded
+    process (Python 3.12 warns about forking a multi-threaded one).
+    """
 
     def __init__(
         self, config: Config, cluster: str, extra_plugins: Mapping[str, object] | None = None
@@ -73,9 +79,10 @@ class Runtime:
         self.failed = 0
         self._queue: deque[TrackedCall] = deque()
         self._lock = _thread.allocate_lock()
-        #: Made by `_start` (with the thread) on `_lock`: no `threading` before that.
+        #: Made on `_lock` with the first thread: no `threading` import before that.
         self._cond: threading.Condition | None = None
-        self._wake: threading.Event | None = None
+        self._sending = False
+        self._handler: Handler | None = None
         self._accepted = 0
         self._done = 0
         self._lost_at_last_flush = 0
@@ -85,41 +92,42 @@ class Runtime:
     # -- caller's thread -------------------------------------------------------------
 
     def submit(self, call: TrackedCall, key: Hashable | None) -> None:
-        """Hand one call over; O(1), no I/O, never blocks on the sender."""
+        """Hand one call over; O(1), no I/O, never waits for the sender."""
         with self._lock:
             if self._closing:
                 return
-            wake = self._wake or self._start()
             if len(self._queue) >= MAX_QUEUE:
                 self.dropped += 1
                 return
+            if not self._sending:
+                self._start()
             self._queue.append(call)
             self._accepted += 1
             if key is not None:
                 if len(self.seen_calls) >= MAX_SEEN_CALLS:
                     self.seen_calls.clear()
                 self.seen_calls[key] = None
-        wake.set()
 
-    def _start(self) -> threading.Event:
-        """Start the sender (with `_lock` held): the first event of this process.
+    def _start(self) -> None:
+        """Start the sender thread (with `_lock` held).
 
-        `logging` is imported here, on the caller's thread, once, if the host has not
-        imported it yet (a few ms): it registers fork handlers when imported, and if the
-        sender imported it (through urllib3) while another thread forks, its handlers
-        would run unbalanced and print an error in the host's terminal.
+        The first time, `logging` is imported here, on the caller's thread, if the
+        host has not imported it yet (a few ms): it registers fork handlers when
+        imported, and if the sender imported it (through urllib3) while another thread
+        forks, its handlers would run unbalanced and print an error in the host's
+        terminal.
         """
         import logging  # noqa: F401 - imported for its fork handlers, see above
         import threading
 
-        self._cond = cond = threading.Condition(self._lock)
-        self._wake = wake = threading.Event()
+        if self._cond is None:
+            self._cond = threading.Condition(self._lock)
         thread = threading.Thread(
-            target=self._run, args=(cond, wake), name="flwr-datasets-telemetry", daemon=True
+            target=self._run, args=(self._cond,), name="flwr-datasets-telemetry", daemon=True
         )
-        thread.start()
+        thread.start()  # may raise at interpreter shutdown: then nothing is marked
+        self._sending = True
         _register_exit_hooks()
-        return wake
 
     # -- any thread ------------------------------------------------------------------
 
@@ -154,34 +162,29 @@ class Runtime:
             self._queue.clear()
             if self._cond is not None:
                 self._cond.notify_all()
-        if self._wake is not None:
-            self._wake.set()
 
     # -- sender thread ---------------------------------------------------------------
 
-    def _run(self, cond: threading.Condition, wake: threading.Event) -> None:
-        handler: Handler | None = None
-        while not self._closing:
-            wake.wait()
-            wake.clear()
-            while True:
-                with cond:
-                    if not self._queue:
-                        break
-                    call = self._queue.popleft()
-                delivered = False
-                if not self._closing:
-                    try:
-                        if handler is None:
-                            handler = _make_handler(self)
-                        delivered = handler(call)
-                    except BaseException:
-                        delivered = False
-                with cond:
-                    self._done += 1
-                    if not delivered:
-                        self.failed += 1
+    def _run(self, cond: threading.Condition) -> None:
+        while True:
+            with cond:
+                if self._closing or not self._queue:
+                    self._sending = False
                     cond.notify_all()
+                    return
+                call = self._queue.popleft()
+            delivered = False
+            try:
+                if self._handler is None:
+                    self._handler = _make_handler(self)
+                delivered = self._handler(call)
+            except BaseException:
+                delivered = False
+            with cond:
+                self._done += 1
+                if not delivered:
+                    self.failed += 1
+                cond.notify_all()
 
 
 def _make_handler(runtime: Runtime) -> Handler:

@@ -64,7 +64,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     call = TrackedCall(args.event, "flwr_datasets_telemetry.cli")
     body = pipeline.stamp(pipeline.build(call))
     if args.json:
-        print(body.decode("ascii"))
+        print(body.decode())
     else:
         verdict = "would be sent" if pipeline.decision.enabled else "would NOT be sent"
         state = "enabled" if pipeline.decision.enabled else "disabled"

@@ -227,3 +227,13 @@ def test_proxies_come_from_the_environment(endpoint: Endpoint) -> None:
     assert run.stdout.strip() == "True", run.stderr
     assert len(endpoint.payloads()) == 1
     assert endpoint.paths == ["http://telemetry.invalid/api/v1/event"]
+
+
+def test_netrc_credentials_are_never_sent(endpoint: Endpoint, tmp_path: Path) -> None:
+    (tmp_path / ".netrc").write_text("machine 127.0.0.1 login alice password secret\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    run = run_python(
+        SEND_ONE, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "HOME": str(tmp_path), **FAST}
+    )
+    assert run.stdout.strip() == "True", run.stderr
+    assert "Authorization" not in endpoint.headers_seen[0]

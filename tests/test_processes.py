@@ -40,8 +40,11 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 def test_fork_while_the_sender_imports_does_not_deadlock_the_child(endpoint: Endpoint) -> None:
     code = """
-import os, sys
+import os, sys, warnings
 import flwr_datasets_telemetry as t
+# Python 3.12+ warns about any fork of a multi-threaded process; forking while the
+# sender works is what this test does on purpose (see the idle test below).
+warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
 t.event("first")          # the sender now imports pluggy and requests...
 pids = []
 for n in range(5):        # ...while we fork, again and again
@@ -60,6 +63,27 @@ assert t.flush(10)
         run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST}, timeout=60)
         assert (run.returncode, run.stderr) == (0, "")
         assert set(clusters(endpoint)) == {"first", *(f"child{n}" for n in range(5))}
+
+
+def test_an_idle_process_forks_single_threaded(endpoint: Endpoint) -> None:
+    code = """
+import os, threading
+import flwr_datasets_telemetry as t
+t.event("before")
+assert t.flush(10)
+for thread in threading.enumerate():
+    if thread is not threading.main_thread():
+        thread.join(5)
+assert threading.active_count() == 1, threading.enumerate()
+pid = os.fork()  # -W error: Python 3.12's multi-threaded fork warning would fail here
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "PYTHONWARNINGS": "error", **FAST}
+    run = run_python(code, env)
+    assert (run.returncode, run.stderr) == (0, "")
+    assert len(endpoint.payloads()) == 1
 
 
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])

@@ -29,6 +29,9 @@ from .. import _runtime
 from ..hookspecs import hookimpl
 from ._cpuinfo_probe import CPUINFO_TIMEOUT
 
+if sys.platform != "win32":
+    import fcntl  # imported here, not in the sender's first event: see `_runtime`
+
 #: How long the sender waits for CPU facts (its own probe's or another process's).
 WAIT: Final = CPUINFO_TIMEOUT + 1.0
 POLL: Final = 0.05
@@ -88,9 +91,7 @@ def _start_probe(arguments: list[str], lock_fd: int | None) -> subprocess.Popen[
 
 def _try_lock(path: Path) -> tuple[bool, int | None]:
     """``(owned, fd)``: whether this process may start the probe, and the lock's fd."""
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): every process starts its own probe
+    if sys.platform == "win32":  # no flock: every process starts its own probe
         return True, None
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -2,14 +2,20 @@
 
 Lands in ``context.package``. The owner is found from the function's top-level module:
 first by the usual naming (``flwr_datasets`` is ``flwr-datasets``: one directory
-look-up), else through `importlib.metadata.packages_distributions`, which reads every
-installed distribution's file list and so is computed at most once per process.
+look-up). Only for a module installed in site-packages under another name (``yaml``
+from PyYAML) is `importlib.metadata.packages_distributions` consulted: it reads every
+installed distribution's file list, which can take a second in a large environment,
+so it runs at most once per process and never for a local module (a script, a
+project on ``sys.path``), which belongs to no distribution.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
+import sysconfig
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
@@ -25,17 +31,18 @@ def _distributions_by_package() -> dict[str, list[str]]:
 
 
 @functools.cache
-def owner(module: str | None) -> tuple[str, str] | None:
-    """``(distribution name, version)`` of the distribution providing ``module``."""
-    if not module or module == "__main__":
-        return None
-    top = module.partition(".")[0]
-    found = _distribution(top)
-    for name in () if found else _distributions_by_package().get(top, []):
-        found = _distribution(name)
-        if found:
-            break
-    return found
+def _install_folders() -> tuple[Path, ...]:
+    paths = sysconfig.get_paths()
+    return tuple({Path(paths[key]).resolve() for key in ("purelib", "platlib") if key in paths})
+
+
+def _is_installed(top: str) -> bool:
+    """Whether module ``top`` was imported from an installation folder (site-packages)."""
+    file = getattr(sys.modules.get(top), "__file__", None)
+    if not file:
+        return False
+    folder = Path(file).resolve().parent
+    return any(folder == root or root in folder.parents for root in _install_folders())
 
 
 def _distribution(name: str) -> tuple[str, str] | None:
@@ -44,6 +51,21 @@ def _distribution(name: str) -> tuple[str, str] | None:
     except (metadata.PackageNotFoundError, ValueError):
         return None
     return dist.metadata["Name"] or name, dist.version
+
+
+@functools.cache
+def owner(module: str | None) -> tuple[str, str] | None:
+    """``(distribution name, version)`` of the distribution providing ``module``."""
+    if not module or module == "__main__":
+        return None
+    top = module.partition(".")[0]
+    found = _distribution(top)
+    if found is None and _is_installed(top):
+        for name in _distributions_by_package().get(top, []):
+            found = _distribution(name)
+            if found is not None:
+                break
+    return found
 
 
 @hookimpl

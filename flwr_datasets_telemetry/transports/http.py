@@ -40,6 +40,10 @@ class CappedRetry(Retry):
         return None if retry_after is None else min(retry_after, MAX_RETRY_AFTER)
 
 
+def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
+
+
 def make_session() -> requests.Session:
     retry = CappedRetry(
         total=3,
@@ -53,6 +57,9 @@ def make_session() -> requests.Session:
         raise_on_status=False,
     )
     session = requests.Session()
+    # An explicit (empty) authentication: requests would otherwise read ~/.netrc and
+    # send any credentials the user keeps there for the endpoint's host.
+    session.auth = _no_credentials
     adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=1)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
