@@ -2,8 +2,9 @@
 
 The caller's side is `Runtime.submit`: a dictionary look-up that drops a call already
 seen, else an append to a bounded deque. Everything else — loading plugins, running
-collectors, reading the source file, HTTP — happens on the one sender thread, started
-with the first event (never from `atexit`: that fails on Python 3.12).
+collectors, reading the source file, HTTP — happens on the one sender thread, which an
+event starts when it finds none running and which ends when the queue is empty (never
+started from `atexit`: that fails on Python 3.12).
 
 Exit: `_at_exit` waits for pending events until a deadline shared by every exit hook
 (``FLWR_TELEMETRY_EXIT_TIMEOUT``, default 0.8 s), then drops what is left. It is
