@@ -121,6 +121,8 @@ class Runtime:
         import logging  # noqa: F401 - imported for its fork handlers, see above
         import threading
 
+        _register_fork_guard()
+
         if self._cond is None:
             self._cond = threading.Condition(self._lock)
         thread = threading.Thread(
@@ -248,6 +250,9 @@ def _register_exit_hooks() -> None:
 
 
 def _before_fork() -> None:
+    # Waits (bounded) for the sender to finish an import. Registered after `logging`
+    # was imported, so it runs before logging's own handler, which takes the logging
+    # lock that the sender's imports need (handlers run in reverse order).
     _fork_guard_held.append(IMPORT_GUARD.acquire(timeout=1.0))
 
 
@@ -258,16 +263,23 @@ def _after_fork_in_parent() -> None:
 
 def _after_fork_in_child() -> None:
     global current, IMPORT_GUARD, exiting
+    forked_mid_import = bool(_fork_guard_held) and not _fork_guard_held[-1]
     _fork_guard_held.clear()
     IMPORT_GUARD = _thread.allocate_lock()
     exiting = False
     if current is not None:
-        current = Runtime(current.config, current.cluster, current.extra_plugins)
+        # A child forked while the sender was importing (the guard timed out) stays
+        # silent rather than touch half-imported modules.
+        fresh = Runtime(current.config, current.cluster, current.extra_plugins)
+        current = None if forked_mid_import else fresh
 
 
+def _register_fork_guard() -> None:
+    if not _fork_guard_registered and hasattr(os, "register_at_fork"):
+        _fork_guard_registered.append(True)
+        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
+
+
+_fork_guard_registered: list[bool] = []
 if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-    os.register_at_fork(
-        before=_before_fork,
-        after_in_parent=_after_fork_in_parent,
-        after_in_child=_after_fork_in_child,
-    )
+    os.register_at_fork(after_in_child=_after_fork_in_child)
