@@ -12,8 +12,9 @@ registered with `atexit` and, in `multiprocessing` children (which end with
 ``os._exit``), as a `multiprocessing.util.Finalize` callback.
 
 Fork: the child gets a fresh `Runtime` (queue, lock, thread) that keeps the cluster id.
-`IMPORT_GUARD` is held by the sender while it imports modules, and taken around
-``os.fork`` so a child never inherits a half-finished import.
+`IMPORT_GUARD` is held by the sender while it imports modules, and taken (waiting at
+most a second) around ``os.fork`` so a child never inherits a half-finished import; a
+child forked when that wait ran out stays silent.
 """
 
 from __future__ import annotations
