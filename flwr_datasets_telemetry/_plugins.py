@@ -54,7 +54,11 @@ class Plugins:
         for name, module_name in BUILTINS.items():
             if name in self.claimed or self.manager.is_blocked(name):
                 continue
-            self.manager.register(importlib.import_module(module_name), name=name)
+            try:  # a broken environment (requests missing, say) costs that plugin only
+                self.manager.register(importlib.import_module(module_name), name=name)
+            except Exception as error:
+                log(f"built-in {name!r} skipped: {type(error).__name__}: {error}")
+                continue
             self.origins[name] = BUILTIN_ORIGIN
 
     def implementations(self, hook_name: str) -> list[HookImpl]:
