@@ -237,3 +237,31 @@ def test_netrc_credentials_are_never_sent(endpoint: Endpoint, tmp_path: Path) ->
     )
     assert run.stdout.strip() == "True", run.stderr
     assert "Authorization" not in endpoint.headers_seen[0]
+
+
+def test_a_broken_requests_costs_delivery_only(endpoint: Endpoint) -> None:
+    broken = str(Path(__file__).parent / "broken_requests")
+    program = SEND_ONE.replace("print(t.flush(20))", "print(t.flush(20)); print('still running')")
+    quiet = run_python(
+        program, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "PYTHONPATH": broken, **FAST}
+    )
+    assert (quiet.returncode, quiet.stdout.split(), quiet.stderr) == (
+        0,
+        ["False", "still", "running"],
+        "",
+    )
+    logged = run_python(
+        program,
+        {
+            "FLWR_TELEMETRY_ENDPOINT": endpoint.url,
+            "PYTHONPATH": broken,
+            "FLWR_TELEMETRY_LOGGING": "1",
+            **FAST,
+        },
+    )
+    assert "built-in 'http' skipped: ImportError: this environment's requests is broken" in (
+        logged.stderr
+    )
+    assert "event one: {" in logged.stderr
+    assert "not delivered: no transport answered" in logged.stderr
+    assert endpoint.connections == 0
