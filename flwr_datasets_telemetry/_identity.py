@@ -41,7 +41,7 @@ def read_source(path: Path | None) -> str | None:
         return None
 
 
-def _write_new(path: Path) -> str | None:
+def _write_new(path: Path) -> str:
     """Store a new id unless another process just did; the id in the file wins."""
     new_id = str(uuid.uuid4())
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -82,8 +82,7 @@ def source_id(path: Path | None, *, create: bool) -> str | None:
         return str(uuid.uuid4()) if create else None  # unreadable: leave it alone
     if not create:
         return None
-    with contextlib.suppress(OSError, ValueError):
-        stored = _write_new(path)
-        if stored is not None:
-            return stored
-    return str(uuid.uuid4())
+    try:
+        return _write_new(path)
+    except (OSError, ValueError):  # unwritable: a fresh id for this process only
+        return str(uuid.uuid4())
