@@ -23,7 +23,12 @@ MAX_ITEMS: Final = 32
 MAX_DEPTH: Final = 4
 
 #: Built-in collector name -> where its answer lands; ``names`` fills event_details.
-SECTIONS: Final = {"version": "package", "platform": "platform", "hardware": "hw"}
+SECTIONS: Final = {
+    "version": "package",
+    "platform": "platform",
+    "hardware": "hw",
+    "environment": "env",
+}
 DETAILS_COLLECTOR: Final = "names"
 #: Context keys no plugin may take.
 RESERVED: Final = frozenset({"source", "cluster", "date", *SECTIONS.values()})

@@ -74,6 +74,7 @@ class Pipeline:
             self.plugins.add_builtins()
         #: Whether files may be created: only for events that are really sent.
         self.writable = self.decision.enabled and not preview
+        self.preview = preview
         self._source: str | None = None
         self._sent: set[str] = set()
         if config.logging and not self.decision.enabled:
@@ -83,8 +84,8 @@ class Pipeline:
 
     @property
     def home(self) -> Path | None:
-        """Where collectors may keep files: nowhere while disabled or previewing."""
-        return self.config.home_path if self.writable else None
+        """Where collectors may keep files (read-only in a preview); none while disabled."""
+        return self.config.home_path if self.writable or self.preview else None
 
     def source(self) -> str | None:
         if self._source is None:
@@ -93,7 +94,9 @@ class Pipeline:
 
     def build(self, call: TrackedCall) -> dict[str, Any]:
         """The payload for ``call``, without its date."""
-        answers = self.plugins.answers("telemetry_collect", call=call, home=self.home)
+        answers = self.plugins.answers(
+            "telemetry_collect", call=call, home=self.home, dry_run=self.preview
+        )
         identity = {"source": self.source(), "cluster": self.cluster}
         return assemble(call.event_type, call.details, answers, identity)
 

@@ -33,6 +33,7 @@ BUILTINS: Final = {
     "platform": "flwr_datasets_telemetry.collectors.platform",
     "hardware": "flwr_datasets_telemetry.collectors.hardware",
     "names": "flwr_datasets_telemetry.collectors.names",
+    "environment": "flwr_datasets_telemetry.collectors.environment",
     "http": "flwr_datasets_telemetry.transports.http",
 }
 BUILTIN_ORIGIN: Final = f"flwr-datasets-telemetry {__version__} (built-in)"

@@ -15,7 +15,7 @@ import sys
 from _weakref import ref as weak_reference
 
 from . import _runtime
-from ._call import SUCCESS, ArgumentPlan, TrackedCall
+from ._call import ARGUMENT_NAMES, SUCCESS, ArgumentPlan, TrackedCall
 
 TYPE_CHECKING = False  # keeps `typing` (4 ms) out of `import flwr_datasets_telemetry`
 if TYPE_CHECKING:
@@ -165,22 +165,50 @@ def event(event_type: str, details: Mapping[str, Any] | None = None) -> None:
 
     The package that owns the event is the module that calls this function.
     """
-    runtime = _runtime.current
-    if runtime is None:
+    if _runtime.current is None:
         return
     try:
-        extra = dict(details) if details else {}
         module = sys._getframe(1).f_globals.get("__name__")
+    except Exception:
+        module = None
+    emit(event_type, module, details=details)
+
+
+def emit(
+    event_type: str,
+    module: str | None,
+    *,
+    arguments: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> bool:
+    """Hand one event over on behalf of ``module``; ``False`` if telemetry is off here.
+
+    ``arguments`` are treated like a tracked call's allow-listed arguments (only
+    `ARGUMENT_NAMES` are kept), ``details`` like the maintainer's details. For adapters
+    such as `compat`; never raises.
+    """
+    runtime = _runtime.current
+    if runtime is None:
+        return False
+    try:
+        extra = dict(details) if details else {}
+        picked = {k: v for k, v in arguments.items() if k in ARGUMENT_NAMES} if arguments else {}
         key: Hashable | None
         try:
-            key = (event_type, module, *[(n, _token(v)) for n, v in extra.items()])
+            key = (
+                event_type,
+                module,
+                *[(n, _token(v)) for n, v in extra.items()],
+                *[(n, _token(v)) for n, v in sorted(picked.items())],
+            )
             if key in runtime.seen_calls:
-                return
+                return True
         except TypeError:
             key = None
-        runtime.submit(TrackedCall(event_type, module, {}, SUCCESS, extra), key)
+        runtime.submit(TrackedCall(event_type, module, picked, SUCCESS, extra), key)
     except Exception:
         pass
+    return True
 
 
 __all__ = ["event", "track"]

@@ -28,7 +28,9 @@ hookimpl: Final = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def telemetry_collect(call: TrackedCall, home: Path | None) -> Mapping[str, Any] | None:
+def telemetry_collect(
+    call: TrackedCall, home: Path | None, dry_run: bool
+) -> Mapping[str, Any] | None:
     """Return facts for one event, or ``None`` to add nothing.
 
     Runs on the background sender thread (on the main thread for the
@@ -36,7 +38,9 @@ def telemetry_collect(call: TrackedCall, home: Path | None) -> Mapping[str, Any]
     the call has finished. ``call`` is a `TrackedCall`: the event type, the module,
     the allow-listed arguments, the outcome and the maintainer's details; read
     argument objects without calling into them. ``home`` is a folder where the
-    collector may keep a cache, or ``None`` when it must not create any file.
+    collector may keep a cache, or ``None`` when it must not touch any file.
+    ``dry_run`` is ``True`` for the ``preview`` command: ``home`` is then given for
+    reading caches only — answer from what is at hand, write nothing, start nothing.
 
     The mapping lands in the payload's ``context`` under the plugin's name (the
     built-ins map to ``package``, ``platform``, ``hw``; ``names`` fills
