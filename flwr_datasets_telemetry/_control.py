@@ -18,7 +18,7 @@ def flush(timeout: float = 5.0) -> bool:
     deliver since the last flush; ``False`` otherwise. Disabled telemetry has nothing
     to deliver: ``True`` at once.
     """
-    runtime = _runtime.current
+    runtime = _runtime.STATE.current
     if runtime is None:
         return True
     try:

@@ -1,28 +1,25 @@
 """The per-process hand-off between the caller's thread and the background sender.
 
-The caller's side is `Runtime.submit`: a dictionary look-up that drops a call already
-seen, else an append to a bounded deque. Everything else — loading plugins, running
-collectors, reading the source file, HTTP — happens on the one sender thread, which an
-event starts when it finds none running and which ends when the queue is empty (never
-started from `atexit`: that fails on Python 3.12).
+The caller's side is `Runtime.submit`: it never waits. It appends to a bounded deque
+(atomic under the GIL) and, when no sender runs, tries — without blocking — to start
+one. A caller re-entered from a signal handler, a ``__del__``, a garbage-collector
+callback, or at interpreter shutdown therefore cannot deadlock on our lock: if the
+lock is taken, whoever holds it (or the sender, which re-checks the queue as it ends,
+or the next `flush`) starts the work.
 
-Exit: `_at_exit` waits for pending events until a deadline shared by every exit hook
-(``FLWR_TELEMETRY_EXIT_TIMEOUT``, default 0.8 s), then drops what is left. It is
-registered with `atexit` and, in `multiprocessing` children (which end with
-``os._exit``), as a `multiprocessing.util.Finalize` callback.
+Everything else — loading plugins, running collectors, files, HTTP — happens on the one
+sender thread, which an event starts when it finds none running and which ends when
+the queue is empty (never started from `atexit`: that fails on Python 3.12). It is a
+bare `_thread` thread: `threading.Thread.start` takes `threading`'s own locks, which a
+signal handler may find held by the very thread it interrupted.
 
-Fork: the child gets a fresh `Runtime` (queue, lock, thread) that keeps the cluster id.
-`IMPORT_GUARD` is held by the sender while it imports modules, and taken (waiting at
-most a second) around ``os.fork`` so a child never inherits a half-finished import; a
-child forked when that wait ran out stays silent.
+Exit and fork live in `_lifecycle`.
 """
 
 from __future__ import annotations
 
 import _thread
-import atexit
 import os
-import sys
 import time
 from collections import deque
 
@@ -43,6 +40,8 @@ if TYPE_CHECKING:
 MAX_QUEUE: Final = 1000
 #: Distinct calls remembered on the caller's side; the memory is cleared when full.
 MAX_SEEN_CALLS: Final = 4096
+#: The longest single wait `threading` accepts; `flush(float("inf"))` waits in such steps.
+_MAX_WAIT: Final = 3600.0
 
 # `threading` is imported with the first event, not with this package: a bare
 # `_thread` lock is all that is needed before then.
@@ -64,9 +63,9 @@ class Runtime:
     """Queue, counters and sender thread of one process.
 
     The sender thread lives only while there is work: it starts with an event that
-    finds the queue empty and ends when the queue is empty again. Between bursts the
-    process has no extra thread, so a host that forks then forks a single-threaded
-    process (Python 3.12 warns about forking a multi-threaded one).
+    finds no sender and ends when the queue is empty again. Between bursts the process
+    has no extra thread, so a host that forks then forks a single-threaded process
+    (Python 3.12 warns about forking a multi-threaded one).
     """
 
     def __init__(
@@ -77,38 +76,51 @@ class Runtime:
         #: Plugins registered without entry points (the test capture uses this).
         self.extra_plugins = extra_plugins
         self.seen_calls: dict[Hashable, None] = {}
+        #: Events lost to the queue bound or to exit (approximate under contention).
         self.dropped = 0
+        #: Events that no transport delivered, or whose building failed.
         self.failed = 0
+        #: Sender threads running now: 0 or 1 (tests check it).
+        self.senders = 0
         self._queue: deque[TrackedCall] = deque()
         self._lock = _thread.allocate_lock()
-        #: Made on `_lock` with the first thread: no `threading` import before that.
+        #: Made on `_lock` with the first sender: no `threading` import before that.
         self._cond: threading.Condition | None = None
         self._sending = False
+        self._busy = False
         self._handler: Handler | None = None
-        self._accepted = 0
-        self._done = 0
         self._lost_at_last_flush = 0
         self._closing = False
         self._exit_deadline: float | None = None
 
-    # -- caller's thread -------------------------------------------------------------
+    # -- caller's thread: never waits ------------------------------------------------
 
     def submit(self, call: TrackedCall, key: Hashable | None) -> None:
-        """Hand one call over; O(1), no I/O, never waits for the sender."""
-        with self._lock:
-            if self._closing:
-                return
-            if len(self._queue) >= MAX_QUEUE:
-                self.dropped += 1
-                return
-            if not self._sending:
+        """Hand one call over: O(1), no I/O, never blocks (see the module docstring)."""
+        if self._closing:
+            return
+        queue = self._queue
+        if len(queue) >= MAX_QUEUE:
+            self.dropped += 1
+            return
+        queue.append(call)
+        if key is not None:
+            seen = self.seen_calls
+            if len(seen) >= MAX_SEEN_CALLS:
+                seen.clear()
+            seen[key] = None
+        if not self._sending:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Start a sender if none runs and there is work; give up at once if busy."""
+        if not self._lock.acquire(False):
+            return
+        try:
+            if not self._sending and self._queue and not self._closing:
                 self._start()
-            self._queue.append(call)
-            self._accepted += 1
-            if key is not None:
-                if len(self.seen_calls) >= MAX_SEEN_CALLS:
-                    self.seen_calls.clear()
-                self.seen_calls[key] = None
+        finally:
+            self._lock.release()
 
     def _start(self) -> None:
         """Start the sender thread (with `_lock` held).
@@ -122,33 +134,37 @@ class Runtime:
         import logging  # noqa: F401 - imported for its fork handlers, see above
         import threading
 
-        _register_fork_guard()
-
+        _lifecycle.register_fork_guard()
         if self._cond is None:
             self._cond = threading.Condition(self._lock)
-        thread = threading.Thread(
-            target=self._run, args=(self._cond,), name="flwr-datasets-telemetry", daemon=True
-        )
-        thread.start()  # may raise at interpreter shutdown: then nothing is marked
+        _thread.start_new_thread(self._run, (self._cond,))  # may fail at shutdown
         self._sending = True
-        _register_exit_hooks()
+        _lifecycle.register_exit_hooks()
 
     # -- any thread ------------------------------------------------------------------
 
     def flush(self, timeout: float) -> bool:
-        """Wait until everything accepted so far is dealt with; True if none was lost."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        with self._lock:
-            target = self._accepted
-            while self._done < target and self._cond is not None:
+        """Wait until the queue is empty and the sender idle; True if none was lost."""
+        timeout = max(0.0, timeout)
+        deadline = time.monotonic() + timeout
+        if not self._lock.acquire(True, min(timeout, _MAX_WAIT)):
+            return False
+        try:
+            if not self._sending and self._queue and not self._closing:
+                self._start()  # an event whose caller could not take the lock
+            while (self._queue or self._busy) and self._cond is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, _MAX_WAIT))
+            if self._queue:  # closing, or no sender could be started
+                return False
             lost = self.dropped + self.failed
             clean = lost == self._lost_at_last_flush
             self._lost_at_last_flush = lost
             return clean
+        finally:
+            self._lock.release()
 
     def at_exit(self) -> None:
         """Give pending events what is left of the exit budget, then drop them."""
@@ -157,38 +173,69 @@ class Runtime:
         self.flush(self._exit_deadline - time.monotonic())
         self.close()
 
-    def close(self) -> None:
-        """Drop what is queued and let the sender thread end."""
-        with self._lock:
-            self._closing = True
-            self.dropped += len(self._queue)
-            self._done += len(self._queue)
-            self._queue.clear()
-            if self._cond is not None:
-                self._cond.notify_all()
+    def close(self) -> int:
+        """Drop what is queued and let the sender thread end; how many were dropped."""
+        self._closing = True
+        dropped = len(self._queue)
+        self._queue.clear()
+        self.dropped += dropped
+        if self._lock.acquire(True, 0.1):
+            try:
+                if self._cond is not None:
+                    self._cond.notify_all()
+            finally:
+                self._lock.release()
+        return dropped
 
     # -- sender thread ---------------------------------------------------------------
 
     def _run(self, cond: threading.Condition) -> None:
+        try:
+            self._serve(cond)
+        except BaseException:  # interpreter shutdown: never a traceback in the host
+            self._sending = False
+
+    def _serve(self, cond: threading.Condition) -> None:
+        with cond:
+            self.senders += 1
         while True:
             with cond:
-                if self._closing or not self._queue:
+                call = None
+                if not self._closing:
+                    try:
+                        call = self._queue.popleft()
+                    except IndexError:  # empty, or emptied by `close`
+                        call = None
+                if call is None:
                     self._sending = False
+                    self.senders -= 1
                     cond.notify_all()
-                    return
-                call = self._queue.popleft()
+                    break
+                self._busy = True
             delivered = False
             try:
                 if self._handler is None:
                     self._handler = _make_handler(self)
                 delivered = self._handler(call)
-            except BaseException:
-                delivered = False
+            except BaseException as error:  # a plugin's SystemExit must not end us silently
+                _report(f"event {call.event_type!r} lost: {type(error).__name__}: {error}")
+            del call  # no host object is kept by this thread between events
             with cond:
-                self._done += 1
+                self._busy = False
                 if not delivered:
                     self.failed += 1
                 cond.notify_all()
+        if self._queue and not self._closing:  # an event raced our ending
+            self._wake()
+
+
+def _report(message: str) -> None:
+    try:
+        from ._log import log
+
+        log(message)
+    except BaseException:
+        pass
 
 
 def _make_handler(runtime: Runtime) -> Handler:
@@ -205,6 +252,20 @@ def _make_handler(runtime: Runtime) -> Handler:
 # -- the process-wide state ------------------------------------------------------------
 
 
+class ProcessState:
+    """The one mutable, process-wide object; `track` wrappers keep a reference to it.
+
+    A reference held in a closure survives interpreter shutdown, when module globals
+    may already be ``None`` while host ``__del__`` methods still call tracked code.
+    """
+
+    __slots__ = ("current",)
+
+    def __init__(self, current: Runtime | None) -> None:
+        #: ``None`` when tracked calls need no work at all (disabled, logging off).
+        self.current = current
+
+
 def _read_config_safely() -> Config:
     try:
         return read_config()
@@ -213,74 +274,12 @@ def _read_config_safely() -> Config:
 
 
 CONFIG: Final = _read_config_safely()
-#: ``None`` when tracked calls need no work at all (disabled, logging off).
-current: Runtime | None = Runtime(CONFIG, random_uuid()) if CONFIG.active else None
-_hooks_registered_in: list[int] = []
-_fork_guard_held: list[bool] = []
+STATE: Final = ProcessState(Runtime(CONFIG, random_uuid()) if CONFIG.active else None)
 
 
 def deactivate() -> None:
-    """Make every later tracked call a no-op (a plugin turned telemetry off)."""
-    global current
-    current = None
+    """Make every later tracked call a no-op (a plugin or a late opt-out said no)."""
+    STATE.current = None
 
 
-def _at_exit() -> None:
-    global exiting
-    exiting = True
-    runtime = current
-    if runtime is not None:
-        try:
-            runtime.at_exit()
-        except BaseException:
-            pass
-
-
-def _register_exit_hooks() -> None:
-    pid = os.getpid()
-    if pid in _hooks_registered_in:
-        return
-    _hooks_registered_in.append(pid)
-    atexit.register(_at_exit)
-    if "multiprocessing" in sys.modules:
-        # Children started by fork or forkserver leave through os._exit, skipping
-        # atexit; multiprocessing runs its own finalizers first.
-        from multiprocessing import util
-
-        util.Finalize(None, _at_exit, exitpriority=100)
-
-
-def _before_fork() -> None:
-    # Waits (bounded) for the sender to finish an import. Registered after `logging`
-    # was imported, so it runs before logging's own handler, which takes the logging
-    # lock that the sender's imports need (handlers run in reverse order).
-    _fork_guard_held.append(IMPORT_GUARD.acquire(timeout=1.0))
-
-
-def _after_fork_in_parent() -> None:
-    if _fork_guard_held and _fork_guard_held.pop():
-        IMPORT_GUARD.release()
-
-
-def _after_fork_in_child() -> None:
-    global current, IMPORT_GUARD, exiting
-    forked_mid_import = bool(_fork_guard_held) and not _fork_guard_held[-1]
-    _fork_guard_held.clear()
-    IMPORT_GUARD = _thread.allocate_lock()
-    exiting = False
-    if current is not None:
-        # A child forked while the sender was importing (the guard timed out) stays
-        # silent rather than touch half-imported modules.
-        fresh = Runtime(current.config, current.cluster, current.extra_plugins)
-        current = None if forked_mid_import else fresh
-
-
-def _register_fork_guard() -> None:
-    if not _fork_guard_registered and hasattr(os, "register_at_fork"):
-        _fork_guard_registered.append(True)
-        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
-
-
-_fork_guard_registered: list[bool] = []
-if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+from . import _lifecycle  # noqa: E402 - registers the fork handler; needs STATE

@@ -52,9 +52,13 @@ def _token(value: object) -> Hashable:
 
 
 class _Tracker:
-    """What one decorated function needs at call time, worked out at decoration."""
+    """What one decorated function needs at call time, worked out at decoration.
 
-    __slots__ = ("details", "event_type", "indices", "keywords", "module", "plan")
+    It keeps `_runtime.STATE` itself, not the module: at interpreter shutdown a host
+    ``__del__`` may call a tracked function after module globals were cleared.
+    """
+
+    __slots__ = ("details", "event_type", "indices", "keywords", "module", "plan", "state")
 
     def __init__(
         self, event_type: str, func: Callable[..., Any], details: DetailsFactory | None
@@ -65,6 +69,7 @@ class _Tracker:
         self.indices = tuple(index for index, _ in plan.positions)
         self.keywords = tuple(sorted(plan.names))
         self.details = details
+        self.state = _runtime.STATE
 
     def record(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException | None
@@ -72,11 +77,13 @@ class _Tracker:
         """Hand the finished call over, unless the same call was handed over before.
 
         The key is built inline (no helper calls): this is the cost of every call.
+        Only `Exception` is swallowed: a `KeyboardInterrupt` raised here by the host's
+        signal handler is the user's, not ours.
         """
-        runtime = _runtime.current
-        if runtime is None:
-            return
         try:
+            runtime = self.state.current
+            if runtime is None:
+                return
             outcome = SUCCESS if error is None else type(error).__name__
             details = None if self.details is None else dict(self.details(*args, **kwargs))
             parts: list[Hashable] = [self, outcome]
@@ -107,7 +114,9 @@ class _Tracker:
             except TypeError:  # an unhashable or un-weakref-able value: no shortcut
                 key = None
             arguments = self.plan.pick(args, kwargs)
-            call = TrackedCall(self.event_type, self.module, arguments, outcome, details)
+            call = TrackedCall.handed_over(
+                self.event_type, self.module, arguments, outcome, details
+            )
             runtime.submit(call, key)
         except Exception:
             pass
@@ -127,6 +136,7 @@ def track(event_type: str, *, details: DetailsFactory | None = None) -> TrackDec
             return type(func)(decorate(func.__func__))
         tracker = _Tracker(event_type, func, details)
         record = tracker.record
+        state = tracker.state
         import inspect  # at decoration, not at our import: hosts import it anyway
 
         if inspect.iscoroutinefunction(func):
@@ -145,7 +155,7 @@ def track(event_type: str, *, details: DetailsFactory | None = None) -> TrackDec
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if _runtime.current is None:  # disabled: one attribute look-up, nothing else
+            if state.current is None:  # disabled: one attribute look-up, nothing else
                 return func(*args, **kwargs)
             try:
                 result = func(*args, **kwargs)
@@ -165,7 +175,7 @@ def event(event_type: str, details: Mapping[str, Any] | None = None) -> None:
 
     The package that owns the event is the module that calls this function.
     """
-    if _runtime.current is None:
+    if _runtime.STATE.current is None:
         return
     try:
         module = sys._getframe(1).f_globals.get("__name__")
@@ -187,7 +197,7 @@ def emit(
     `ARGUMENT_NAMES` are kept), ``details`` like the maintainer's details. For adapters
     such as `compat`; never raises.
     """
-    runtime = _runtime.current
+    runtime = _runtime.STATE.current
     if runtime is None:
         return False
     try:
@@ -205,7 +215,7 @@ def emit(
                 return True
         except TypeError:
             key = None
-        runtime.submit(TrackedCall(event_type, module, picked, SUCCESS, extra), key)
+        runtime.submit(TrackedCall.handed_over(event_type, module, picked, SUCCESS, extra), key)
     except Exception:
         pass
     return True

@@ -51,11 +51,11 @@ def capture_events() -> Iterator[CapturedEvents]:
     runtime = _runtime.Runtime(config, _runtime.random_uuid(), plugins)
     captured = CapturedEvents(runtime)
     plugins["capture"] = captured
-    previous = _runtime.current
-    _runtime.current = runtime
+    previous = _runtime.STATE.current
+    _runtime.STATE.current = runtime
     try:
         yield captured
     finally:
         runtime.flush(10.0)
-        _runtime.current = previous
+        _runtime.STATE.current = previous
         runtime.close()

@@ -33,7 +33,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
     In this process telemetry is inert unless a test captures it.
     """
-    monkeypatch.setattr(_runtime, "current", None)
+    monkeypatch.setattr(_runtime.STATE, "current", None)
     for name in list(os.environ):
         if name.upper().startswith(_STRIPPED):
             monkeypatch.delenv(name)

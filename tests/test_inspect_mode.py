@@ -50,7 +50,7 @@ def test_disabled_with_logging_shows_the_complete_payload(home: Path) -> None:
         "outcome": "success",
     }
     context = first["context"]
-    assert set(context) == {"source", "cluster", "date", "package", "platform", "hw"}
+    assert set(context) == {"source", "cluster", "date", "package", "platform", "hw", "env"}
     assert context["source"] is None  # disabled: no id is created to be shown
     assert re.fullmatch(
         r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", context["cluster"]

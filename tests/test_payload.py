@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from pathlib import Path
@@ -85,7 +86,7 @@ def test_dumps_is_compact_ascii_json() -> None:
 
 def collect(func: Any, *args: Any, outcome: str = "success", **kwargs: Any) -> dict[str, Any]:
     arguments = ArgumentPlan.for_function(func).pick(args, kwargs)
-    return names.telemetry_collect(TrackedCall("e", "m", arguments, outcome))
+    return names.telemetry_collect(TrackedCall.handed_over("e", "m", arguments, outcome, None))
 
 
 def test_names_from_self_and_arguments_without_running_host_code() -> None:
@@ -148,3 +149,31 @@ def test_a_hub_like_name_that_exists_on_disk_is_replaced(
     assert names.dataset_label("alice/private") == names.LOCAL_DATASET
     assert names.dataset_label("flwrlabs/cifar10") == "flwrlabs/cifar10"
     assert names.dataset_label("mnist") == "mnist"
+
+
+def test_a_relative_local_folder_stays_local_after_the_host_changes_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "project" / "patients_smith_2024").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    call = TrackedCall.handed_over("e", "m", {"dataset": "patients_smith_2024"}, "success", None)
+    monkeypatch.chdir(tmp_path / "elsewhere")  # before the sender builds the event
+    assert names.telemetry_collect(call)["dataset_name"] == names.LOCAL_DATASET
+
+
+def test_snapshots_keep_facts_but_no_host_object() -> None:
+    class Proxy:
+        """A lazy proxy: any attribute access on it is host code."""
+
+        def __getattribute__(self, name: str) -> Any:
+            raise AssertionError(f"host code ran: {name}")
+
+    fds = FederatedDataset(dataset="mnist", partitioners={"train": IidPartitioner(4)})
+    fds.__dict__["_lazy"] = Proxy()
+    call = TrackedCall.handed_over("e", "m", {"self": fds, "split": "train"}, "success", None)
+    referents = gc.get_referents(*call.arguments.values())
+    assert fds not in referents
+    facts = names.telemetry_collect(call)
+    assert facts["dataset_name"] == "mnist"
+    assert facts["num_partitions"] == 4

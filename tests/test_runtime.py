@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import pytest
 
 from flwr_datasets_telemetry import _runtime, event, flush, hookimpl
 from flwr_datasets_telemetry._config import Config
+
+from .fake_flwr_datasets import FederatedDataset, IidPartitioner
+from .helpers import run_python
+from .servers import Endpoint
 
 
 class GatedTransport:
@@ -17,11 +22,15 @@ class GatedTransport:
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.delivered: list[str] = []
+        self.payloads: list[dict[str, Any]] = []
+        self.waiting = threading.Event()
 
     @hookimpl
     def telemetry_send(self, payload: dict[str, Any]) -> bool:
+        self.waiting.set()
         self.gate.wait(10)
         self.delivered.append(payload["event_type"])
+        self.payloads.append(dict(payload))
         return True
 
 
@@ -30,7 +39,7 @@ def gated(monkeypatch: pytest.MonkeyPatch) -> Any:
     transport = GatedTransport()
     config = Config(home=None, blocked=frozenset({"hardware", "http"}), autoload=False)
     runtime = _runtime.Runtime(config, _runtime.random_uuid(), {"gated": transport})
-    monkeypatch.setattr(_runtime, "current", runtime)
+    monkeypatch.setattr(_runtime.STATE, "current", runtime)
     yield runtime, transport
     transport.gate.set()
     runtime.close()
@@ -50,14 +59,8 @@ def test_overflow_is_dropped_and_counted_and_flush_says_so(gated: Any) -> None:
     assert flush(10) is True  # nothing lost since the last flush
 
 
-def senders() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "flwr-datasets-telemetry"]
-
-
 def test_one_sender_thread_while_busy_and_none_when_idle(gated: Any) -> None:
-    _, transport = gated
-    for thread in senders():  # another test's sender, finishing its last event
-        thread.join(5)
+    runtime, transport = gated
 
     def burst(n: int) -> None:
         for i in range(50):
@@ -68,10 +71,84 @@ def test_one_sender_thread_while_busy_and_none_when_idle(gated: Any) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(senders()) == 1  # held at the gate, with 399 events queued behind
+    assert runtime.senders == 1  # held at the gate, with 399 events queued behind
     transport.gate.set()
     assert flush(10)
     assert len(transport.delivered) == 400
-    for thread in senders():
-        thread.join(5)
-    assert senders() == []
+    assert runtime.senders == 0
+
+
+def test_queued_events_keep_no_host_object_alive(gated: Any) -> None:
+    """An argument (or ``self``) dropped by the host is freed at once, not when the
+    event is built; the event still carries its facts (from the caller's snapshot)."""
+    _, transport = gated
+    event("hold the sender")
+    assert transport.waiting.wait(10)
+    dataset = FederatedDataset(dataset="mnist", partitioners={"train": 2})
+    partitioner = IidPartitioner(3)
+    alive: list[weakref.ref[object]] = [weakref.ref(dataset), weakref.ref(partitioner)]
+    dataset.load_split("train")
+    partitioner.load_partition(0)
+    del dataset, partitioner
+    assert [ref() for ref in alive] == [None, None]  # queued, yet freed
+    transport.gate.set()
+    assert flush(10)
+    details = {p["event_type"]: p["event_details"] for p in transport.payloads}
+    assert details["load_split"]["dataset_name"] == "mnist"
+    assert details["load_split"]["num_partitions"] == 2
+    assert details["partitioner_load_partition"]["num_partitions"] == 3
+
+
+def test_a_signal_handler_re_entering_a_tracked_call_never_deadlocks(endpoint: Endpoint) -> None:
+    code = """
+import os, signal, sys
+from flwr_datasets_telemetry import track, flush
+
+@track("inner")
+def inner(n):
+    return n
+
+calls = []
+def handler(signum, frame):
+    calls.append(inner(len(calls)))
+
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.0001, 0.0001)
+for i in range(20000):
+    inner(i % 7)
+signal.setitimer(signal.ITIMER_REAL, 0, 0)
+print("done", len(calls) > 0, flush(10))
+"""
+    for _ in range(3):
+        run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url}, 60)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split() == ["done", "True", "True"]
+        assert run.stderr == ""
+
+
+def test_a_del_calling_tracked_code_at_exit_never_hangs_nor_hides_the_host_s_output(
+    endpoint: Endpoint,
+) -> None:
+    code = """
+import sys
+from flwr_datasets_telemetry import track
+
+class Dataset:
+    @track("close")
+    def close(self, split="train"):
+        return split
+
+    def __del__(self):
+        self.close()
+        sys.stdout.write("host finalizer ran\\n")
+
+keep = Dataset()
+keep.close()
+cycle = Dataset()
+cycle.me = cycle
+"""
+    for _ in range(8):
+        run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url}, 30)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.count("host finalizer ran") == 2
+        assert run.stderr == ""

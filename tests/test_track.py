@@ -160,7 +160,10 @@ def test_unhashable_arguments_still_produce_events(captured: CapturedEvents) -> 
 
 def test_a_freed_object_is_not_mistaken_for_a_new_one(captured: CapturedEvents) -> None:
     for name in ("mnist", "cifar10", "femnist"):
-        FederatedDataset(dataset=name, partitioners={"train": 2}).load_split("train")
+        dataset = FederatedDataset(dataset=name, partitioners={"train": 2})
+        dataset.load_split("train")
+        captured.payloads()  # built while the object lives; then its id may be reused
+        del dataset
     names = [d["dataset_name"] for d in captured.details("load_split")]
     assert names == ["mnist", "cifar10", "femnist"]
 
@@ -174,10 +177,10 @@ def test_wrapping_keeps_functools_partial_and_lambdas_working(captured: Captured
 def test_an_inactive_runtime_records_nothing(captured: CapturedEvents) -> None:
     from flwr_datasets_telemetry import _runtime
 
-    capturing, _runtime.current = _runtime.current, None
+    capturing, _runtime.STATE.current = _runtime.STATE.current, None
     try:
         assert add(1) == 3
         event("by_hand")
     finally:
-        _runtime.current = capturing
+        _runtime.STATE.current = capturing
     assert captured.payloads() == []

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from .._call import ObjectState
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .._call import TrackedCall
 
 LOCAL_DATASET: Final = "<local>"
@@ -25,12 +27,16 @@ MAX_NAME: Final = 96
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
 
 
-def dataset_label(name: str) -> str:
-    """``name`` if it can only be a Hub id, else the local-dataset placeholder."""
+def dataset_label(name: str, folder: str | None = None) -> str:
+    """``name`` if it can only be a Hub id, else the local-dataset placeholder.
+
+    ``folder`` is the caller's working folder at the call: a relative path is
+    checked there, not wherever the process is when the event is built.
+    """
     if len(name) > MAX_NAME or not _HUB_ID.fullmatch(name):
         return LOCAL_DATASET
     try:
-        if os.path.lexists(name):
+        if os.path.lexists(name) or (folder and os.path.lexists(os.path.join(folder, name))):
             return LOCAL_DATASET
     except (OSError, ValueError):
         return LOCAL_DATASET
@@ -38,11 +44,8 @@ def dataset_label(name: str) -> str:
 
 
 def _state(obj: object) -> Mapping[str, Any]:
-    try:
-        state = object.__getattribute__(obj, "__dict__")
-    except AttributeError:
-        return {}
-    return state if isinstance(state, Mapping) else {}
+    """The attributes a snapshot kept of an object (see `ObjectState`)."""
+    return obj.attributes if type(obj) is ObjectState else {}
 
 
 def _count(value: object) -> int | None:
@@ -53,17 +56,20 @@ def describe_partitioner(partitioner: object) -> dict[str, Any]:
     """Class name and partition count of a partitioner (or of an int shorthand)."""
     if type(partitioner) is int:
         return {"partitioner": "IidPartitioner", "num_partitions": partitioner}
-    state = _state(partitioner)
+    if type(partitioner) is not ObjectState:
+        return {}
+    state = partitioner.attributes
     count = _count(state.get("_num_partitions", state.get("num_partitions")))
-    facts: dict[str, Any] = {"partitioner": type(partitioner).__name__}
+    facts: dict[str, Any] = {"partitioner": partitioner.type_name}
     if count is not None:
         facts["num_partitions"] = count
     return facts
 
 
 def _looks_like_partitioner(obj: object) -> bool:
-    kind = type(obj)
-    return hasattr(kind, "load_partition") and hasattr(kind, "num_partitions")
+    return type(obj) is ObjectState and {"load_partition", "num_partitions"}.issubset(
+        obj.class_attributes
+    )
 
 
 @hookimpl
@@ -73,22 +79,22 @@ def telemetry_collect(call: TrackedCall) -> dict[str, Any]:
     owner = _state(args["self"]) if "self" in args else {}
 
     dataset = args.get("dataset", owner.get("_dataset_name"))
-    if isinstance(dataset, str):
-        facts["dataset_name"] = dataset_label(dataset)
+    if type(dataset) is str:
+        facts["dataset_name"] = dataset_label(dataset, call.folder)
     subset = args.get("subset", owner.get("_subset"))
-    if isinstance(subset, str):
+    if type(subset) is str:
         facts["subset"] = subset[:MAX_NAME]
     split = args.get("split")
-    if isinstance(split, str):
+    if type(split) is str:
         facts["split"] = split[:MAX_NAME]
 
     partitioners = args.get("partitioners", owner.get("_partitioners"))
-    if isinstance(partitioners, Mapping):
+    if type(partitioners) is dict:
         described = {
             str(name)[:MAX_NAME]: describe_partitioner(p) for name, p in partitioners.items()
         }
         facts["partitioners"] = described
-        chosen = split if isinstance(split, str) else None
+        chosen = split if type(split) is str else None
         if chosen is None and len(described) == 1:
             chosen = next(iter(described))
         if chosen in described:

@@ -1,0 +1,84 @@
+"""Process exit and ``os.fork``: the two moments the hand-off must survive.
+
+Exit: `at_exit` waits for pending events until a deadline shared by every exit hook
+(``FLWR_TELEMETRY_EXIT_TIMEOUT``, default 0.8 s), then drops what is left. It is
+registered with `atexit` and, in `multiprocessing` children (which end with
+``os._exit``), as a `multiprocessing.util.Finalize` callback. Afterwards every tracked
+call (say, from a ``__del__`` during interpreter shutdown) returns at once.
+
+Fork: the child gets a fresh `Runtime` (queue, lock, thread) that keeps the cluster id.
+`_runtime.IMPORT_GUARD` is held by the sender while it imports modules; a fork never
+waits for it (a before-fork handler only *tries* it), and a child forked while it was
+held stays silent rather than touch a half-imported module.
+"""
+
+from __future__ import annotations
+
+import _thread
+import atexit
+import os
+import sys
+
+from . import _runtime
+
+_state: dict[str, object] = {"exit_hooks_pid": None, "fork_guard": False, "guard_held": None}
+
+
+def at_exit() -> None:
+    """Give pending events the exit budget; from then on tracked calls do nothing."""
+    _runtime.exiting = True
+    runtime = _runtime.STATE.current
+    if runtime is not None:
+        try:
+            runtime.at_exit()
+        except BaseException:
+            pass
+        _runtime.STATE.current = None
+
+
+def register_exit_hooks() -> None:
+    """Once per process (a forked child registers its own)."""
+    pid = os.getpid()
+    if _state["exit_hooks_pid"] == pid:
+        return
+    _state["exit_hooks_pid"] = pid
+    atexit.register(at_exit)
+    if "multiprocessing" in sys.modules:
+        # Children started by fork or forkserver leave through os._exit, skipping
+        # atexit; multiprocessing runs its own finalizers first.
+        from multiprocessing import util
+
+        util.Finalize(None, at_exit, exitpriority=100)
+
+
+def _before_fork() -> None:
+    # Never waits: a fork in the middle of the sender's import gives a silent child.
+    _state["guard_held"] = _runtime.IMPORT_GUARD.acquire(False)
+
+
+def _after_fork_in_parent() -> None:
+    if _state["guard_held"]:
+        _runtime.IMPORT_GUARD.release()
+    _state["guard_held"] = None
+
+
+def _after_fork_in_child() -> None:
+    forked_mid_import = _state["guard_held"] is False
+    _state["guard_held"] = None
+    _runtime.IMPORT_GUARD = _thread.allocate_lock()
+    _runtime.exiting = False
+    current = _runtime.STATE.current
+    if current is not None:
+        fresh = _runtime.Runtime(current.config, current.cluster, current.extra_plugins)
+        _runtime.STATE.current = None if forked_mid_import else fresh
+
+
+def register_fork_guard() -> None:
+    """Installed with the first sender: before that nothing can be mid-import."""
+    if not _state["fork_guard"] and hasattr(os, "register_at_fork"):
+        _state["fork_guard"] = True
+        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
