@@ -1,9 +1,11 @@
 """The hooks a plugin may implement, with the contract of each.
 
 A plugin is a module or object holding functions marked with `hookimpl`; it is
-registered under its entry-point name in the ``flwr_datasets_telemetry`` group (the
-built-ins use the same mechanism, under ``version``, ``platform``, ``hardware``,
-``names`` and ``http``). Like any pluggy hook, an implementation may accept any subset
+registered under its entry-point name in the ``flwr_datasets_telemetry`` group. The
+built-ins (``version``, ``platform``, ``hardware``, ``names``, ``environment`` and
+``http``) are registered under their names the same way, though not through entry
+points, so an entry point of the same name replaces one. Like any pluggy hook, an
+implementation may accept any subset
 of the arguments shown. Each implementation is called on its own: one that raises or
 returns something unusable loses its own answer and nothing else.
 """
@@ -43,7 +45,7 @@ def telemetry_collect(
     reading caches only — answer from what is at hand, write nothing, start nothing.
 
     The mapping lands in the payload's ``context`` under the plugin's name (the
-    built-ins map to ``package``, ``platform``, ``hw``; ``names`` fills
+    built-ins map to ``package``, ``platform``, ``hw``, ``env``; ``names`` fills
     ``event_details``). Values must be JSON scalars, lists or mappings; anything else
     is dropped, strings are capped, and no plugin can write outside its own key.
     """

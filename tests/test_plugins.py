@@ -164,7 +164,7 @@ def test_blocked_names_are_never_imported(site: Path, endpoint: Endpoint, tmp_pa
     """
         },
     )
-    _, facts = run_with([site], endpoint, blocked="spy,hardware,platform")
+    _, facts = run_with([site], endpoint, blocked="spy,hardware,platform,environment")
     (payload,) = endpoint.payloads()
     assert not marker.exists()
     assert "acme_spy" not in facts["modules"]
