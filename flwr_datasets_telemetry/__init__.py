@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._call import TrackedCall
-    from ._control import Status, flush, status
+    from ._control import Status, disable, flush, status
     from .hookspecs import hookimpl
 
 _LAZY = {
     "TrackedCall": "._call",
     "Status": "._control",
+    "disable": "._control",
     "flush": "._control",
     "status": "._control",
     "hookimpl": ".hookspecs",
@@ -31,6 +32,7 @@ __all__ = [
     "Status",
     "TrackedCall",
     "__version__",
+    "disable",
     "event",
     "flush",
     "hookimpl",

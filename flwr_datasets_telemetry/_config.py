@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from . import _choice
+
 TYPE_CHECKING = False  # typing itself costs 4 ms to import; mypy honours this name
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -33,8 +35,10 @@ class Config:
         "endpoint",
         "exit_timeout",
         "home",
+        "local_only",
         "logging",
         "problems",
+        "sources",
     )
 
     def __init__(  # noqa: PLR0913 - one keyword per variable
@@ -48,6 +52,8 @@ class Config:
         autoload: bool = True,
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
         problems: tuple[str, ...] = (),
+        local_only: bool = False,
+        sources: tuple[tuple[str, str], ...] = (),
     ) -> None:
         #: Which variable turned telemetry off, as ``NAME=value``; ``None`` if none did.
         self.disabled_by = disabled_by
@@ -60,6 +66,10 @@ class Config:
         self.autoload = autoload
         self.exit_timeout = exit_timeout
         self.problems = problems
+        #: Events are recorded under the home folder and never uploaded.
+        self.local_only = local_only
+        #: Every source consulted for on/off, in order: ``(source, what it says)``.
+        self.sources = sources
 
     @property
     def active(self) -> bool:
@@ -102,24 +112,29 @@ def _valid_endpoint(url: str) -> bool:
     return bool(sep) and scheme.lower() in ("http", "https") and bool(host.split(":")[0])
 
 
-def read_config(environ: Mapping[str, str] | None = None) -> Config:
-    """Parse the ``FLWR_*`` and ``DO_NOT_TRACK`` variables into a `Config`."""
-    env = os.environ if environ is None else environ
-    problems: list[str] = []
+def _on_off(
+    env: Mapping[str, str], home: str | None, problems: list[str]
+) -> tuple[str | None, bool, tuple[tuple[str, str], ...]]:
+    """``(what disabled telemetry, local-only?, every source consulted)``."""
     disabled_by: str | None = None
+    sources: list[tuple[str, str]] = []
+    local_only = False
 
     raw_enabled = env.get("FLWR_TELEMETRY_ENABLED", "").strip()
+    sources.append(("FLWR_TELEMETRY_ENABLED", raw_enabled or "unset"))
     if raw_enabled:
-        flag = _flag(raw_enabled)
-        if flag is None:
+        choice = _choice.word(raw_enabled)
+        if choice is None:
             problems.append(
-                f"FLWR_TELEMETRY_ENABLED={raw_enabled!r} is not a yes/no value; "
+                f"FLWR_TELEMETRY_ENABLED={raw_enabled!r} is not a yes/no value (nor 'local'); "
                 "telemetry is disabled to be safe"
             )
-        if not flag:
+        if choice in (None, _choice.DISABLED):
             disabled_by = f"FLWR_TELEMETRY_ENABLED={raw_enabled}"
+        local_only = choice == _choice.LOCAL
 
     raw_dnt = env.get("DO_NOT_TRACK", "").strip()
+    sources.append(("DO_NOT_TRACK", raw_dnt or "unset"))
     if raw_dnt and disabled_by is None:
         flag = _flag(raw_dnt)
         if flag is None:
@@ -128,6 +143,28 @@ def read_config(environ: Mapping[str, str] | None = None) -> Config:
             )
         if flag is not False:
             disabled_by = f"DO_NOT_TRACK={raw_dnt}"
+
+    for label, path, follow in (
+        ("user setting", _choice.user_file(home), False),
+        ("machine setting", _choice.machine_file(env), True),
+    ):
+        choice, problem = _choice.read_setting(path, follow=follow)
+        sources.append((f"{label} {path or '(no home folder)'}", choice or "absent"))
+        if problem:
+            problems.append(problem)
+        if choice == _choice.DISABLED and disabled_by is None:
+            disabled_by = f"the {label} ({path})"
+        local_only = local_only or choice == _choice.LOCAL
+    return disabled_by, local_only, tuple(sources)
+
+
+def read_config(environ: Mapping[str, str] | None = None) -> Config:
+    """Parse the ``FLWR_*`` and ``DO_NOT_TRACK`` variables into a `Config`."""
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+
+    home = _home(env)
+    disabled_by, local_only, sources = _on_off(env, home, problems)
 
     raw_logging = env.get("FLWR_TELEMETRY_LOGGING", "").strip()
     logging_on = _flag(raw_logging) is True if raw_logging else False
@@ -178,9 +215,11 @@ def read_config(environ: Mapping[str, str] | None = None) -> Config:
         disabled_by=disabled_by,
         logging=logging_on,
         endpoint=endpoint,
-        home=_home(env),
+        home=home,
         blocked=blocked,
         autoload=autoload,
         exit_timeout=exit_timeout,
         problems=tuple(problems),
+        local_only=local_only,
+        sources=sources,
     )

@@ -1,4 +1,4 @@
-"""`flush` and `status`: what notebooks, tests and the command line ask at run time."""
+"""`flush`, `disable` and `status`: what hosts, notebooks, tests and the command line ask."""
 
 from __future__ import annotations
 
@@ -27,6 +27,23 @@ def flush(timeout: float = 5.0) -> bool:
         return False
 
 
+def disable() -> None:
+    """Turn telemetry off for the rest of this process, as if disabled at start.
+
+    Events not yet sent are dropped, no thread, file or socket is made afterwards, and
+    nothing turns it back on (forked children inherit the choice). Idempotent, safe
+    from any thread; never raises.
+    """
+    try:
+        state = _runtime.STATE
+        state.disabled_by = "disable()"
+        runtime, state.current = state.current, None
+        if runtime is not None:
+            runtime.close()
+    except BaseException:
+        pass
+
+
 @dataclass(frozen=True)
 class Status:
     """Whether telemetry is on, why, and what it would use."""
@@ -43,6 +60,8 @@ class Status:
     plugins: dict[str, str]
     blocked: tuple[str, ...]
     problems: tuple[str, ...]
+    #: Every source consulted, in order: ``(source, what it says)``.
+    sources: tuple[tuple[str, str], ...] = ()
 
 
 def status() -> Status:
@@ -65,4 +84,5 @@ def status() -> Status:
         plugins=dict(plugins.origins),
         blocked=tuple(sorted(config.blocked)),
         problems=config.problems + tuple(plugins.problems),
+        sources=decision.sources,
     )

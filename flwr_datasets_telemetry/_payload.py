@@ -37,34 +37,50 @@ _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _DROP: Final = object()
 
 
-def _clean(value: Any, depth: int) -> Any:
+def _clean(value: Any, depth: int, notes: list[str] | None, where: str) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return value if -(2**53) <= value <= 2**53 else _DROP
-    if isinstance(value, float):
-        return value if math.isfinite(value) else _DROP
-    if isinstance(value, str):
+        if -(2**53) <= value <= 2**53:
+            return value
+    elif isinstance(value, float):
+        if math.isfinite(value):
+            return value
+    elif isinstance(value, str):
         return value[:MAX_STRING]
-    if depth >= MAX_DEPTH:
-        return _DROP
-    if isinstance(value, Mapping):
-        return sanitize(value, depth + 1)
-    if isinstance(value, (list, tuple)):
-        items = (_clean(item, depth + 1) for item in value[:MAX_ITEMS])
+    elif depth < MAX_DEPTH and isinstance(value, Mapping):
+        return sanitize(value, depth + 1, notes, where)
+    elif depth < MAX_DEPTH and isinstance(value, (list, tuple)):
+        items = (_clean(item, depth + 1, notes, f"{where}[]") for item in value[:MAX_ITEMS])
         return [item for item in items if item is not _DROP]
+    if notes is not None:
+        notes.append(f"{where}: {type(value).__name__} value dropped (not JSON, or too deep)")
     return _DROP
 
 
-def sanitize(mapping: Mapping[Any, Any], depth: int = 0) -> dict[str, Any]:
-    """A JSON-safe copy: valid string keys, JSON values, everything capped."""
+def sanitize(
+    mapping: Mapping[Any, Any],
+    depth: int = 0,
+    notes: list[str] | None = None,
+    where: str = "",
+) -> dict[str, Any]:
+    """A JSON-safe copy: valid string keys, JSON values, everything capped.
+
+    What is dropped is described in ``notes`` when given (shown with logging on).
+    """
     clean: dict[str, Any] = {}
     for key, value in mapping.items():
         if len(clean) >= MAX_ITEMS:
+            if notes is not None:
+                notes.append(f"{where or 'mapping'}: items after the first {MAX_ITEMS} dropped")
             break
         if not isinstance(key, str) or not _KEY.fullmatch(key):
+            if notes is not None:
+                notes.append(
+                    f"{where or 'mapping'}: key {str(key)[:40]!r} dropped (not a valid key)"
+                )
             continue
-        cleaned = _clean(value, depth)
+        cleaned = _clean(value, depth, notes, f"{where}.{key}" if where else key)
         if cleaned is not _DROP:
             clean[key] = cleaned
     return clean
@@ -84,19 +100,30 @@ def assemble(
     maintainer_details: Mapping[str, Any],
     answers: Iterable[tuple[str, Any]],
     identity: Mapping[str, str | None],
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The payload, without ``context.date``: the caller adds it when sending."""
-    details = sanitize(maintainer_details)
+    """The payload, without ``context.date``: the caller adds it when sending.
+
+    An answer that cannot be read (a mapping whose iteration raises, say) is lost on
+    its own and described in ``notes``.
+    """
+    details = sanitize(maintainer_details, notes=notes, where="details")
     context: dict[str, Any] = dict(identity)
     for plugin, answer in answers:
-        if not isinstance(answer, Mapping):
-            continue
-        if plugin == DETAILS_COLLECTOR:
-            details.update(sanitize(answer))
-            continue
-        section = section_for(plugin)
-        if section is not None:
-            context[section] = sanitize(answer)
+        try:
+            if not isinstance(answer, Mapping):
+                if answer is not None and notes is not None:
+                    notes.append(f"plugin {plugin!r}: {type(answer).__name__} answer ignored")
+                continue
+            if plugin == DETAILS_COLLECTOR:
+                details.update(sanitize(answer, notes=notes, where=plugin))
+                continue
+            section = section_for(plugin)
+            if section is not None:
+                context[section] = sanitize(answer, notes=notes, where=plugin)
+        except BaseException as error:
+            if notes is not None:
+                notes.append(f"plugin {plugin!r}: answer lost: {type(error).__name__}")
     return {
         "schema_version": SCHEMA_VERSION,
         "event_type": str(event_type)[:MAX_STRING],

@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _log
+from . import _choice, _log, _runtime
 from ._identity import source_id
 from ._payload import assemble, dumps
-from ._plugins import Plugins, load_plugins
+from ._plugins import Plugins, describe, load_plugins
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -29,26 +29,39 @@ MAX_SENT: Final = 10_000
 
 @dataclass(frozen=True)
 class Decision:
-    """Whether telemetry is on, and what decided it."""
+    """Whether telemetry is on, what decided it, and every source that was asked."""
 
     enabled: bool
     #: ``"by default"``, ``"by DO_NOT_TRACK=1"``, ``"by plugin 'noop' (dist 1.0)"``...
     reason: str
+    #: ``(source, what it says)`` for each variable, setting and plugin consulted.
+    sources: tuple[tuple[str, str], ...] = ()
 
 
 def decide(config: Config, plugins: Plugins | None) -> Decision:
-    """Environment first, then the plugins' ``telemetry_enabled`` answers."""
+    """Off wins: `disable()`, variables and settings, then any plugin answering False."""
+    sources = list(config.sources)
+    disabled_by = _runtime.STATE.disabled_by
+    sources.append(("disable()", "called" if disabled_by else "not called"))
+    if disabled_by:
+        return Decision(False, f"by {disabled_by}", tuple(sources))
     if not config.enabled:
-        return Decision(False, f"by {config.disabled_by}")
+        return Decision(False, f"by {config.disabled_by}", tuple(sources))
     if plugins is not None:
+        for name, origin in plugins.off_switches:
+            sources.append((f"plugin {name!r} ({origin}, not loaded otherwise)", "False"))
+            return Decision(False, f"by plugin {name!r} ({origin})", tuple(sources))
+        verdict: Decision | None = None
         for plugin, answer in plugins.answers("telemetry_enabled"):
-            if answer is None:
-                continue
             origin = plugins.origins.get(plugin, "unknown distribution")
+            sources.append((f"plugin {plugin!r} ({origin})", repr(answer)))
             if answer is False:
-                return Decision(False, f"by plugin {plugin!r} ({origin})")
-            return Decision(True, f"by plugin {plugin!r} ({origin})")
-    return Decision(True, "by default")
+                return Decision(False, f"by plugin {plugin!r} ({origin})", tuple(sources))
+            if answer is not None and verdict is None:
+                verdict = Decision(True, f"by plugin {plugin!r} ({origin})")
+        if verdict is not None:
+            return Decision(True, verdict.reason, tuple(sources))
+    return Decision(True, "by default", tuple(sources))
 
 
 class Pipeline:
@@ -92,13 +105,13 @@ class Pipeline:
             self._source = source_id(self.config.source_file, create=self.writable)
         return self._source
 
-    def build(self, call: TrackedCall) -> dict[str, Any]:
-        """The payload for ``call``, without its date."""
+    def build(self, call: TrackedCall, notes: list[str] | None = None) -> dict[str, Any]:
+        """The payload for ``call``, without its date; what was dropped goes to ``notes``."""
         answers = self.plugins.answers(
             "telemetry_collect", call=call, home=self.home, dry_run=self.preview
         )
         identity = {"source": self.source(), "cluster": self.cluster}
-        return assemble(call.event_type, call.details, answers, identity)
+        return assemble(call.event_type, call.details, answers, identity, notes)
 
     @staticmethod
     def stamp(payload: dict[str, Any]) -> bytes:
@@ -106,11 +119,28 @@ class Pipeline:
         payload["context"]["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
         return dumps(payload)
 
+    def still_enabled(self) -> bool:
+        """Whether no opt-out appeared since the decision (`disable()`, a variable,
+        a settings file); after one, this process stays off."""
+        if not self.decision.enabled:
+            return False
+        reason = _runtime.STATE.disabled_by or _choice.late_opt_out(self.config.home)
+        if reason is None:
+            return True
+        self.decision = Decision(False, f"by {reason}", self.decision.sources)
+        _log.log(f"telemetry turned off by {reason}: events not yet sent are dropped")
+        if not self.config.logging:
+            _runtime.deactivate()
+        return False
+
     def handle(self, call: TrackedCall) -> bool:
         """Build, de-duplicate, log and send one call; True if nothing was lost."""
-        if not self.decision.enabled and not self.config.logging:
+        if not self.still_enabled() and not self.config.logging:
             return True
-        payload = self.build(call)
+        notes: list[str] = []
+        payload = self.build(call, notes)
+        for note in notes:
+            _log.log(f"event {call.event_type}: {note}")
         key = json.dumps(payload, sort_keys=True)
         if key in self._sent:
             return True
@@ -118,7 +148,7 @@ class Pipeline:
             self._sent.add(key)
         body = self.stamp(payload)
         _log.log(f"event {call.event_type}: {body.decode()}")
-        if not self.decision.enabled:
+        if not self.still_enabled():
             return True
         return self.send(call.event_type, body, payload)
 
@@ -128,10 +158,9 @@ class Pipeline:
         for impl in self.plugins.implementations("telemetry_send"):
             try:
                 answer = self.plugins.call(impl, kwargs)
-            except Exception as error:
+            except BaseException as error:
                 _log.log(
-                    f"event {event_type}: not delivered by {impl.plugin_name!r}: "
-                    f"{type(error).__name__}: {error}"
+                    f"event {event_type}: not delivered by {impl.plugin_name!r}: {describe(error)}"
                 )
                 return False
             if answer is not None:

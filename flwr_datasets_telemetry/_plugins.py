@@ -1,16 +1,22 @@
 """Where collectors and transports are registered: built-ins and entry points alike.
 
 Each entry point is loaded on its own and each implementation is called on its own,
-because pluggy stops at the first broken plugin or raising implementation. A name
-given in ``FLWR_TELEMETRY_DISABLE_COLLECTORS`` is blocked before anything is imported;
-a name claimed by an entry point is never given to the built-in of that name, even if
-the entry point fails to load (a plugin meant to remove a collector must not bring it
-back by breaking).
+because pluggy stops at the first broken plugin or raising implementation; anything a
+plugin raises (`SystemExit` included) costs that plugin's answer only. A name given in
+``FLWR_TELEMETRY_DISABLE_COLLECTORS`` is blocked before anything is imported; a name
+claimed by an entry point is never given to the built-in of that name, even if the
+entry point fails to load (a plugin meant to remove a collector must not bring it back
+by breaking).
+
+Off always wins: an entry point that autoload-off or a block keeps out is still asked
+``telemetry_enabled`` (on a manager of its own, for that hook only), so an installed
+no-op plugin turns telemetry off whatever the variables say.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Final
@@ -20,6 +26,7 @@ from pluggy import HookImpl
 
 from . import hookspecs
 from ._log import log
+from ._payload import DETAILS_COLLECTOR, section_for
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -37,6 +44,23 @@ BUILTINS: Final = {
     "http": "flwr_datasets_telemetry.transports.http",
 }
 BUILTIN_ORIGIN: Final = f"flwr-datasets-telemetry {__version__} (built-in)"
+#: A plugin's error message is cut to this length (pluggy's can dump whole dicts).
+MAX_MESSAGE: Final = 160
+
+
+def describe(error: BaseException) -> str:
+    """One short line for a plugin's error."""
+    text = " ".join(str(error).split())
+    if len(text) > MAX_MESSAGE:
+        text = text[: MAX_MESSAGE - 3] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _ours_to_keep(error: BaseException) -> bool:
+    """A Ctrl-C on the main thread (the command line) is the user's, not a plugin's."""
+    return isinstance(error, KeyboardInterrupt) and (
+        threading.current_thread() is threading.main_thread()
+    )
 
 
 @dataclass
@@ -48,6 +72,8 @@ class Plugins:
     problems: list[str] = field(default_factory=list)
     #: Names taken by entry points (even ones that failed to load): no built-in for them.
     claimed: set[str] = field(default_factory=set)
+    #: ``(name, origin)`` of kept-out plugins that still answered "off".
+    off_switches: list[tuple[str, str]] = field(default_factory=list)
     _failed: set[tuple[str, str]] = field(default_factory=set)
 
     def add_builtins(self) -> None:
@@ -57,8 +83,10 @@ class Plugins:
                 continue
             try:  # a broken environment (requests missing, say) costs that plugin only
                 self.manager.register(importlib.import_module(module_name), name=name)
-            except Exception as error:
-                log(f"built-in {name!r} skipped: {type(error).__name__}: {error}")
+            except BaseException as error:
+                if _ours_to_keep(error):
+                    raise
+                log(f"built-in {name!r} skipped: {describe(error)}")
                 continue
             self.origins[name] = BUILTIN_ORIGIN
 
@@ -80,7 +108,9 @@ class Plugins:
         for impl in self.implementations(hook_name):
             try:
                 result = self.call(impl, kwargs)
-            except Exception as error:
+            except BaseException as error:
+                if _ours_to_keep(error):
+                    raise
                 self.report_failure(impl.plugin_name, hook_name, error)
                 continue
             yield impl.plugin_name, result
@@ -89,10 +119,29 @@ class Plugins:
         if (plugin, hook_name) in self._failed:
             return
         self._failed.add((plugin, hook_name))
-        log(
+        message = (
             f"plugin {plugin!r} ({self.origins.get(plugin, 'unknown')}) raised in "
-            f"{hook_name}: {type(error).__name__}: {error}; its answer is skipped"
+            f"{hook_name}: {describe(error)}; its answer is skipped"
         )
+        self.problems.append(message)
+        log(message)
+
+    def check(self, name: str, plugin: object, origin: str) -> None:
+        """Report hooks nobody calls (a misspelt name) and facts that cannot land."""
+        for caller in self.manager.get_hookcallers(plugin) or []:
+            if caller.spec is None:
+                self.problems.append(
+                    f"plugin {name!r} from {origin} implements {caller.name!r}, which is "
+                    "not a hook of this package (misspelt?); it is never called"
+                )
+        collects = hasattr(self.manager.hook, "telemetry_collect") and any(
+            impl.plugin_name == name for impl in self.manager.hook.telemetry_collect.get_hookimpls()
+        )
+        if collects and name != DETAILS_COLLECTOR and section_for(name) is None:
+            self.problems.append(
+                f"plugin {name!r} from {origin}: its facts are never sent, {name!r} is a "
+                "reserved or invalid section name; rename its entry point"
+            )
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
@@ -106,6 +155,20 @@ def _entry_points() -> list[metadata.EntryPoint]:
 def _origin(entry_point: metadata.EntryPoint) -> str:
     dist = entry_point.dist
     return f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
+
+
+def _asks_off(entry_point: metadata.EntryPoint) -> bool:
+    """Whether a plugin kept out of the manager answers ``telemetry_enabled`` with False."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    try:
+        manager.register(entry_point.load(), name=entry_point.name)
+        impls = manager.hook.telemetry_enabled.get_hookimpls()
+        return any(impl.function() is False for impl in impls if not impl.argnames)
+    except BaseException as error:
+        if _ours_to_keep(error):
+            raise
+        return False
 
 
 def load_plugins(config: Config, extra: Mapping[str, object] | None = None) -> Plugins:
@@ -123,22 +186,33 @@ def load_plugins(config: Config, extra: Mapping[str, object] | None = None) -> P
         plugins.claimed.add(name)
         manager.register(plugin, name=name)
         plugins.origins[name] = "registered in-process"
-    for entry_point in _entry_points() if config.autoload else []:
+    entry_points = _entry_points()
+    for entry_point in entry_points:
         name, origin = entry_point.name, _origin(entry_point)
-        if manager.is_blocked(name):
+        if not config.autoload or manager.is_blocked(name):
+            if config.enabled and _asks_off(entry_point):
+                plugins.off_switches.append((name, origin))
             continue
         if name in plugins.claimed:
             plugins.problems.append(f"plugin {name!r} from {origin} ignored: the name is taken")
             continue
         plugins.claimed.add(name)
         try:
-            manager.register(entry_point.load(), name=name)
-        except Exception as error:
-            plugins.problems.append(
-                f"plugin {name!r} from {origin} skipped: {type(error).__name__}: {error}"
-            )
+            plugin = entry_point.load()
+            manager.register(plugin, name=name)
+        except BaseException as error:
+            if _ours_to_keep(error):
+                raise
+            plugins.problems.append(f"plugin {name!r} from {origin} skipped: {describe(error)}")
             continue
         plugins.origins[name] = origin
+        plugins.check(name, plugin, origin)
+    known = set(BUILTINS) | {entry_point.name for entry_point in entry_points}
+    known |= set(extra or {})
+    plugins.problems.extend(
+        f"FLWR_TELEMETRY_DISABLE_COLLECTORS names {name!r}, which matches no plugin"
+        for name in sorted(config.blocked - known)
+    )
     for problem in plugins.problems:
         log(problem)
     return plugins

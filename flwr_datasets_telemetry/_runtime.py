@@ -259,11 +259,13 @@ class ProcessState:
     may already be ``None`` while host ``__del__`` methods still call tracked code.
     """
 
-    __slots__ = ("current",)
+    __slots__ = ("current", "disabled_by")
 
     def __init__(self, current: Runtime | None) -> None:
         #: ``None`` when tracked calls need no work at all (disabled, logging off).
         self.current = current
+        #: ``"disable()"`` once the host called it: nothing turns telemetry back on.
+        self.disabled_by: str | None = None
 
 
 def _read_config_safely() -> Config:

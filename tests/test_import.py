@@ -38,6 +38,7 @@ def test_public_names() -> None:
         "Status",
         "TrackedCall",
         "__version__",
+        "disable",
         "event",
         "flush",
         "hookimpl",

@@ -103,10 +103,39 @@ def test_the_no_op_plugin_turns_everything_off(
     assert state["plugins"]["accelerators"] == "flwr-datasets-telemetry-accelerators 1.0.0"
 
 
-def test_autoload_off_ignores_the_no_op_plugin(
-    noop_site: Path, accelerators_site: Path, endpoint: Endpoint
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        {"blocked": "noop,hardware"},
+        {"FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD": "1", "blocked": "noop,hardware"},
+    ],
+    ids=["autoload-off", "blocked", "both"],
+)
+def test_the_no_op_plugin_wins_over_autoload_off_and_blocking(
+    env: dict[str, str], noop_site: Path, accelerators_site: Path, endpoint: Endpoint
 ) -> None:
-    run_with([noop_site, accelerators_site], endpoint, FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD="1")
+    sites = [noop_site, accelerators_site]
+    _, facts = run_with(sites, endpoint, **env)
+    assert endpoint.connections == 0
+    assert "requests" not in facts["modules"]
+    environment = {
+        "PYTHONPATH": os.pathsep.join(map(str, [*sites, REPO])),
+        "FLWR_TELEMETRY_DISABLE_COLLECTORS": env.get("blocked", ""),
+        **{k: v for k, v in env.items() if k != "blocked"},
+    }
+    status = run_python(
+        "from flwr_datasets_telemetry.cli import main; main(['status', '--json'])", environment
+    )
+    state = json.loads(status.stdout)
+    assert state["enabled"] is False
+    assert state["reason"] == "by plugin 'noop' (flwr-datasets-telemetry-noop 1.0.0)"
+
+
+def test_autoload_off_loads_no_collector_plugin(
+    accelerators_site: Path, endpoint: Endpoint
+) -> None:
+    run_with([accelerators_site], endpoint, FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD="1")
     (payload,) = endpoint.payloads()
     assert "accelerators" not in payload["context"]
 
@@ -147,7 +176,8 @@ def test_an_entry_point_implementing_nothing_removes_a_built_in(
     assert "package" in payload["context"]
 
 
-def test_blocked_names_are_never_imported(site: Path, endpoint: Endpoint, tmp_path: Path) -> None:
+def test_blocked_names_contribute_nothing(site: Path, endpoint: Endpoint, tmp_path: Path) -> None:
+    """A blocked plugin is imported only to ask whether it turns telemetry off."""
     marker = tmp_path / "imported"
     write_distribution(
         site,
@@ -164,10 +194,9 @@ def test_blocked_names_are_never_imported(site: Path, endpoint: Endpoint, tmp_pa
     """
         },
     )
-    _, facts = run_with([site], endpoint, blocked="spy,hardware,platform,environment")
+    run_with([site], endpoint, blocked="spy,hardware,platform,environment")
     (payload,) = endpoint.payloads()
-    assert not marker.exists()
-    assert "acme_spy" not in facts["modules"]
+    assert marker.exists()  # asked `telemetry_enabled`, on a manager of its own
     assert set(payload["context"]) == {"source", "cluster", "date", "package"}
 
 

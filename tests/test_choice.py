@@ -1,0 +1,271 @@
+"""The person's choice wins: late opt-outs, `disable()`, persistent settings, off first."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flwr_datasets_telemetry import _choice, _runtime, disable, event, flush
+from flwr_datasets_telemetry._config import read_config
+
+from .helpers import REPO, run_python
+from .servers import Endpoint
+from .test_runtime import GatedTransport
+
+TRACKED_CALL = """
+from tests.fake_flwr_datasets import FederatedDataset
+FederatedDataset(dataset="mnist", partitioners={"train": 3}).load_partition(0, "train")
+"""
+
+
+def tasks() -> int:
+    """Threads of this process as the OS sees them (bare `_thread` ones included)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.parametrize(
+    "opt_out",
+    [
+        'os.environ["FLWR_TELEMETRY_ENABLED"] = "0"',
+        'os.environ["FLWR_TELEMETRY_ENABLED"] = "Off"',
+        'os.environ["DO_NOT_TRACK"] = "1"',
+        (
+            "open(os.path.join(os.environ['FLWR_HOME'], 'telemetry.conf'), 'w')"
+            ".write('telemetry = disabled')"
+        ),
+    ],
+    ids=["enabled-0", "enabled-off", "do-not-track", "user-setting"],
+)
+def test_an_opt_out_after_import_stops_every_event(
+    opt_out: str, endpoint: Endpoint, home: Path
+) -> None:
+    home.mkdir()
+    code = f"""
+import os
+import flwr_datasets_telemetry as t
+{opt_out}
+{TRACKED_CALL}
+print(t.flush(5))
+"""
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url})
+    assert run.returncode == 0, run.stderr
+    assert endpoint.connections == 0
+    assert run.stderr == ""
+
+
+def test_an_opt_out_between_calls_in_a_notebook_like_session(endpoint: Endpoint) -> None:
+    code = """
+import os
+import flwr_datasets_telemetry as t
+from tests.fake_flwr_datasets import FederatedDataset
+fds = FederatedDataset(dataset="mnist", partitioners={"train": 3})
+fds.load_partition(0, "train")           # cell 1
+assert t.flush(10)
+os.environ["FLWR_TELEMETRY_ENABLED"] = "0"   # cell 2
+fds.load_split("train")                  # cell 3
+t.flush(10)
+"""
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url})
+    assert run.returncode == 0, run.stderr
+    assert [p["event_type"] for p in endpoint.payloads()] == ["load_partition"]
+
+
+def test_an_opt_out_in_conftest_is_honoured_under_pytest(
+    endpoint: Endpoint, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "conftest.py").write_text(
+        'import os\nos.environ["FLWR_TELEMETRY_ENABLED"] = "0"\n', encoding="utf-8"
+    )
+    (project / "test_uses_a_tracked_library.py").write_text(
+        textwrap.dedent(
+            """
+            import flwr_datasets_telemetry as t
+            from tests.fake_flwr_datasets import FederatedDataset
+
+            def test_it():
+                FederatedDataset(dataset="mnist", partitioners={"train": 3}).load_split("train")
+                t.flush(5)
+            """
+        ),
+        encoding="utf-8",
+    )
+    code = f"""
+import sys, pytest
+assert "flwr_datasets_telemetry.pytest_plugin" in {{
+    ep.value for ep in __import__("importlib.metadata").metadata.entry_points(group="pytest11")
+}}
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", {str(project)!r}]))
+"""
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+    assert endpoint.connections == 0
+
+
+def test_disable_in_code_leaves_the_process_inert(endpoint: Endpoint, home: Path) -> None:
+    code = f"""
+import os, threading
+import flwr_datasets_telemetry as t
+t.disable()
+t.disable()  # idempotent
+{TRACKED_CALL}
+t.event("by_hand")
+print(t.flush(5), len(os.listdir("/proc/self/task")))
+"""
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "1"]
+    assert endpoint.connections == 0
+    assert not home.exists()
+
+
+def test_disable_drops_queued_events_and_forked_children_stay_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flwr_datasets_telemetry._config import Config
+
+    transport = GatedTransport()
+    config = Config(home=None, blocked=frozenset({"hardware", "http"}), autoload=False)
+    runtime = _runtime.Runtime(config, _runtime.random_uuid(), {"gated": transport})
+    monkeypatch.setattr(_runtime.STATE, "current", runtime)
+    monkeypatch.setattr(_runtime.STATE, "disabled_by", None)
+    event("first")
+    assert transport.waiting.wait(10)  # the sender holds "first" at the gate
+    for n in range(5):
+        event(f"queued{n}")
+    disable()
+    transport.gate.set()
+    flush(10)
+    assert runtime.flush(10) is False  # five were dropped, and said so
+    assert transport.delivered == ["first"]
+    assert _runtime.STATE.current is None
+    event("after")
+    assert transport.delivered == ["first"]
+    assert runtime.senders == 0
+
+
+def test_the_users_persistent_choice_applies_to_every_new_process(
+    endpoint: Endpoint, home: Path
+) -> None:
+    home.mkdir()
+    _choice.write_setting(str(home), _choice.DISABLED)
+    text = (home / "telemetry.conf").read_text(encoding="utf-8")
+    assert "telemetry = disabled" in text
+    assert oct((home / "telemetry.conf").stat().st_mode & 0o777) == "0o600"
+    run = run_python(
+        f"import flwr_datasets_telemetry as t\n{TRACKED_CALL}\nprint(t.flush(5))",
+        {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_ENABLED": "1"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert endpoint.connections == 0
+    state = read_config()
+    assert not state.enabled
+    assert state.disabled_by == f"the user setting ({home / 'telemetry.conf'})"
+
+
+def test_the_machine_setting_switches_a_machine_off(endpoint: Endpoint, tmp_path: Path) -> None:
+    machine = tmp_path / "etc-flwr.conf"
+    machine.write_text("# the administrator's choice\ntelemetry = disabled\n", encoding="utf-8")
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_MACHINE_CONFIG": str(machine)}
+    run = run_python(f"import flwr_datasets_telemetry as t\n{TRACKED_CALL}\nt.flush(5)", env)
+    assert run.returncode == 0, run.stderr
+    assert endpoint.connections == 0
+    status = run_python(
+        "from flwr_datasets_telemetry.cli import main; main(['status', '--json'])", env
+    )
+    state = json.loads(status.stdout)
+    assert state["enabled"] is False
+    assert "machine setting" in state["reason"]
+
+
+def test_enabled_in_a_setting_never_overrides_an_off_variable(home: Path) -> None:
+    home.mkdir()
+    _choice.write_setting(str(home), _choice.ENABLED)
+    config = read_config({**os.environ, "DO_NOT_TRACK": "1"})
+    assert not config.enabled
+    assert config.disabled_by == "DO_NOT_TRACK=1"
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _directory(path: Path) -> None:
+    path.mkdir()
+
+
+def _loop(path: Path) -> None:
+    path.symlink_to(path)
+
+
+def _junk(path: Path) -> None:
+    path.write_bytes(b"\xff\xfe telemetry = ???")
+
+
+def _huge(path: Path) -> None:
+    path.write_text("# " + "x" * 10_000 + "\ntelemetry = enabled\n", encoding="utf-8")
+
+
+def _unknown(path: Path) -> None:
+    path.write_text("telemetry = perhaps\n", encoding="utf-8")
+
+
+def _symlink(path: Path) -> None:
+    target = path.parent / "elsewhere.conf"
+    target.write_text("telemetry = enabled\n", encoding="utf-8")
+    path.symlink_to(target)
+
+
+@pytest.mark.parametrize(
+    "make", [_fifo, _directory, _loop, _junk, _huge, _unknown, _symlink], ids=lambda f: f.__name__
+)
+def test_an_unusable_user_setting_reads_as_off_and_says_why(make: Any, home: Path) -> None:
+    home.mkdir()
+    make(home / "telemetry.conf")
+    config = read_config()  # must not block on the FIFO, nor raise
+    assert not config.enabled
+    assert "user setting" in (config.disabled_by or "")
+    assert any("read as 'disabled' to be safe" in problem for problem in config.problems)
+
+
+def test_settings_are_parsed_strictly() -> None:
+    assert _choice.parse(b"# comment\n\n  Telemetry = LOCAL  # inline\n") == _choice.LOCAL
+    assert _choice.parse(b"telemetry=off") == _choice.DISABLED
+    for bad in (b"", b"# only a comment", b"enabled", b"colour = blue"):
+        with pytest.raises(ValueError, match=r"."):
+            _choice.parse(bad)
+
+
+def test_write_setting_never_creates_folders_above_the_home(tmp_path: Path) -> None:
+    with pytest.raises(OSError, match="does not exist"):
+        _choice.write_setting(str(tmp_path / "missing" / ".flwr"), _choice.DISABLED)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_status_lists_every_source_and_which_decided(home: Path) -> None:
+    home.mkdir()
+    _choice.write_setting(str(home), _choice.DISABLED)
+    run = run_python(
+        "from flwr_datasets_telemetry.cli import main; main(['status', '--json'])",
+        {"PYTHONPATH": str(REPO)},
+    )
+    state = json.loads(run.stdout)
+    sources = dict(state["sources"]) if isinstance(state["sources"], list) else state["sources"]
+    names = " ".join(sources)
+    for expected in ("FLWR_TELEMETRY_ENABLED", "DO_NOT_TRACK", "user setting", "machine setting"):
+        assert expected in names
+    assert state["reason"].startswith("by the user setting")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_late_opt_out_costs_nothing_when_nothing_is_set(home: Path) -> None:
+    assert _choice.late_opt_out(str(home)) is None
+    assert not home.exists()
