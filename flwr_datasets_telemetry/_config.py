@@ -35,6 +35,7 @@ class Config:
         "endpoint",
         "exit_timeout",
         "home",
+        "in_process",
         "local_only",
         "logging",
         "problems",
@@ -54,6 +55,7 @@ class Config:
         problems: tuple[str, ...] = (),
         local_only: bool = False,
         sources: tuple[tuple[str, str], ...] = (),
+        in_process: bool = False,
     ) -> None:
         #: Which variable turned telemetry off, as ``NAME=value``; ``None`` if none did.
         self.disabled_by = disabled_by
@@ -70,6 +72,8 @@ class Config:
         self.local_only = local_only
         #: Every source consulted for on/off, in order: ``(source, what it says)``.
         self.sources = sources
+        #: Events never leave the process (`testing.capture_events`): no opt-out applies.
+        self.in_process = in_process
 
     @property
     def active(self) -> bool:

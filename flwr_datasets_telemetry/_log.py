@@ -6,6 +6,7 @@ Nothing is configured at import (that would import `logging` into every host);
 
 from __future__ import annotations
 
+import _thread
 import logging
 import sys
 from typing import Final
@@ -14,18 +15,24 @@ LOGGER_NAME: Final = "flwr_datasets_telemetry"
 logger: Final = logging.getLogger(LOGGER_NAME)
 
 _state = {"on": False}
+_enabling = _thread.allocate_lock()
 
 
 def enable() -> None:
-    """Route this package's records to stderr, and only there."""
-    if _state["on"]:
+    """Route this package's records to stderr, and only there (one handler, whichever
+    thread gets here first; the wait is bounded and only happens with logging on)."""
+    if _state["on"] or not _enabling.acquire(True, 1.0):
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    _state["on"] = True
+    try:
+        if not _state["on"]:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+            _state["on"] = True
+    finally:
+        _enabling.release()
 
 
 def log(message: str) -> None:

@@ -124,6 +124,8 @@ class Pipeline:
         a settings file); after one, this process stays off."""
         if not self.decision.enabled:
             return False
+        if self.config.in_process:
+            return True
         reason = _runtime.STATE.disabled_by or _choice.late_opt_out(self.config.home)
         if reason is None:
             return True

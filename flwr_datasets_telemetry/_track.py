@@ -201,20 +201,25 @@ def emit(
     if runtime is None:
         return False
     try:
-        extra = dict(details) if details else {}
-        picked = {k: v for k, v in arguments.items() if k in ARGUMENT_NAMES} if arguments else {}
         key: Hashable | None
-        try:
-            key = (
-                event_type,
-                module,
-                *[(n, _token(v)) for n, v in extra.items()],
-                *[(n, _token(v)) for n, v in sorted(picked.items())],
-            )
+        try:  # the de-duplication key, built flat: this is the cost of a repeat
+            parts: list[Hashable] = [event_type, module]
+            if details:
+                for name, value in details.items():
+                    parts.append(name)
+                    parts.append(_token(value))
+            if arguments:
+                parts.append(None)  # separates details from arguments
+                for name, value in arguments.items():
+                    parts.append(name)
+                    parts.append(_token(value))
+            key = tuple(parts)
             if key in runtime.seen_calls:
                 return True
         except TypeError:
             key = None
+        picked = {k: v for k, v in arguments.items() if k in ARGUMENT_NAMES} if arguments else {}
+        extra = dict(details) if details else None
         runtime.submit(TrackedCall.handed_over(event_type, module, picked, SUCCESS, extra), key)
     except Exception:
         pass

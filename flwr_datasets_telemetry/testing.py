@@ -46,7 +46,9 @@ class CapturedEvents:
 @contextlib.contextmanager
 def capture_events() -> Iterator[CapturedEvents]:
     """Capture every event of this process while the block runs (not thread-local)."""
-    config = Config(home=None, blocked=frozenset({"hardware", "http"}), autoload=False)
+    config = Config(
+        home=None, blocked=frozenset({"hardware", "http"}), autoload=False, in_process=True
+    )
     plugins: dict[str, object] = {}
     runtime = _runtime.Runtime(config, _runtime.random_uuid(), plugins)
     captured = CapturedEvents(runtime)

@@ -269,6 +269,135 @@ def test_broken_plugins_are_reported_when_logging(site: Path, endpoint: Endpoint
     assert len(endpoint.payloads()) == 1
 
 
+HOSTILE = {
+    "acme_exit_at_import": "import sys\nsys.exit(3)",
+    "acme_system_exit": """
+        import sys
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect():
+            sys.exit("collector exits")
+    """,
+    "acme_keyboard_interrupt": """
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect():
+            raise KeyboardInterrupt
+    """,
+    "acme_generator_exit": """
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect():
+            raise GeneratorExit
+    """,
+    "acme_bad_mapping": """
+        from collections.abc import Mapping
+        from flwr_datasets_telemetry import hookimpl
+
+        class Treacherous(Mapping):
+            def __getitem__(self, key): raise KeyError(key)
+            def __len__(self): return 1
+            def __iter__(self): raise SystemExit("iteration exits")
+
+        @hookimpl
+        def telemetry_collect():
+            return Treacherous()
+    """,
+    "acme_good": """
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect(call):
+            return {"event": call.event_type}
+    """,
+}
+
+
+def test_plugins_raising_any_base_exception_cost_only_their_own_answer(
+    site: Path, endpoint: Endpoint
+) -> None:
+    write_distribution(site, "acme-hostile", {name: name for name in HOSTILE}, HOSTILE)
+    run, facts = run_with([site], endpoint, FLWR_TELEMETRY_LOGGING="1")
+    assert facts["flushed"] is True
+    (payload,) = endpoint.payloads()
+    assert payload["context"]["acme_good"] == {"event": "load_partition"}
+    assert payload["event_details"]["dataset_name"] == "mnist"
+    assert not set(HOSTILE) - {"acme_good"} & set(payload["context"])
+    assert "'acme_exit_at_import' from acme-hostile 1.2.3 skipped: SystemExit: 3" in run.stderr
+    for name, error in [
+        ("acme_system_exit", "SystemExit: collector exits"),
+        ("acme_keyboard_interrupt", "KeyboardInterrupt"),
+        ("acme_generator_exit", "GeneratorExit"),
+    ]:
+        assert f"{name!r} (acme-hostile 1.2.3) raised in telemetry_collect: {error}" in run.stderr
+    assert "plugin 'acme_bad_mapping': answer lost: SystemExit" in run.stderr
+    status = run_python(
+        "from flwr_datasets_telemetry.cli import main; import sys; sys.exit(main(['status']))",
+        {"PYTHONPATH": os.pathsep.join([str(site), str(REPO)])},
+    )
+    assert status.returncode == 0, status.stderr
+    assert "acme_exit_at_import" in status.stdout
+
+
+def test_plugin_authors_get_one_clear_line_per_mistake(site: Path, endpoint: Endpoint) -> None:
+    write_distribution(
+        site,
+        "acme-mistakes",
+        {"misspelt": "acme_misspelt", "source": "acme_reserved", "dropper": "acme_dropper"},
+        {
+            "acme_misspelt": """
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_colect():
+            return {"x": 1}
+    """,
+            "acme_reserved": """
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect():
+            return {"spoofed": True}
+    """,
+            "acme_dropper": """
+        import datetime
+        from flwr_datasets_telemetry import hookimpl
+
+        @hookimpl
+        def telemetry_collect():
+            return {"when": datetime.datetime(2026, 1, 1), "bad key!": 1, "kept": 2}
+    """,
+        },
+    )
+    run, _ = run_with([site], endpoint, FLWR_TELEMETRY_LOGGING="1", blocked="hardware,bogus")
+    (payload,) = endpoint.payloads()
+    assert payload["context"]["dropper"] == {"kept": 2}
+    assert payload["context"]["source"] != {"spoofed": True}
+    expected = [
+        "implements 'telemetry_colect', which is not a hook of this package (misspelt?)",
+        "plugin 'source' from acme-mistakes 1.2.3: its facts are never sent",
+        "dropper.when: datetime value dropped",
+        "dropper: key 'bad key!' dropped (not a valid key)",
+        "FLWR_TELEMETRY_DISABLE_COLLECTORS names 'bogus', which matches no plugin",
+    ]
+    for line in expected:
+        assert line in run.stderr
+    status = run_python(
+        "from flwr_datasets_telemetry.cli import main; main(['status', '--json'])",
+        {
+            "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]),
+            "FLWR_TELEMETRY_DISABLE_COLLECTORS": "bogus",
+        },
+    )
+    problems = " ".join(json.loads(status.stdout)["problems"])
+    for line in (expected[0], expected[1], expected[4]):
+        assert line in problems
+    assert all(len(p) < 300 for p in json.loads(status.stdout)["problems"])
+
+
 def test_a_transport_plugin_redirects_delivery(
     site: Path, endpoint: Endpoint, tmp_path: Path
 ) -> None:
