@@ -7,9 +7,11 @@ registered with `atexit` and, in `multiprocessing` children (which end with
 call (say, from a ``__del__`` during interpreter shutdown) returns at once.
 
 Fork: the child gets a fresh `Runtime` (queue, lock, thread) that keeps the cluster id.
-`_runtime.IMPORT_GUARD` is held by the sender while it imports modules; a fork never
-waits for it (a before-fork handler only *tries* it), and a child forked while it was
-held stays silent rather than touch a half-imported module.
+A child must never inherit a half-finished import (its module lock would stay held by
+a thread that no longer exists). `_runtime.IMPORT_GUARD` is held while the sender
+imports this package's own modules and pluggy (tens of milliseconds, once), and a fork
+waits for it, at most `FORK_WAIT`. Third-party plugins may take any time to import, so
+a fork never waits for them: a child forked meanwhile stays silent instead.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ import sys
 
 from . import _runtime
 
-_state: dict[str, object] = {"exit_hooks_pid": None, "fork_guard": False, "guard_held": None}
+#: The longest a host's ``os.fork`` waits for the sender to finish importing our modules.
+FORK_WAIT = 1.0
+
+_state: dict[str, object] = {
+    "exit_hooks_pid": None,
+    "fork_guard": False,
+    "guard_held": None,
+    "in_plugin_import": False,
+}
 
 
 def at_exit() -> None:
@@ -52,8 +62,10 @@ def register_exit_hooks() -> None:
 
 
 def _before_fork() -> None:
-    # Never waits: a fork in the middle of the sender's import gives a silent child.
-    _state["guard_held"] = _runtime.IMPORT_GUARD.acquire(False)
+    # Registered after `logging` was imported, so it runs before logging's own handler,
+    # which takes the logging lock that the sender's imports may need.
+    _state["in_plugin_import"] = _runtime.STATE.plugin_imports > 0
+    _state["guard_held"] = _runtime.IMPORT_GUARD.acquire(True, FORK_WAIT)
 
 
 def _after_fork_in_parent() -> None:
@@ -63,8 +75,10 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    forked_mid_import = _state["guard_held"] is False
+    forked_mid_import = _state["guard_held"] is False or bool(_state["in_plugin_import"])
     _state["guard_held"] = None
+    _state["in_plugin_import"] = False
+    _runtime.STATE.plugin_imports = 0
     _runtime.IMPORT_GUARD = _thread.allocate_lock()
     _runtime.exiting = False
     current = _runtime.STATE.current

@@ -84,7 +84,7 @@ class Pipeline:
         self.plugins = load_plugins(config, extra_plugins)
         self.decision = decide(config, self.plugins)
         if self.decision.enabled or config.logging or preview:
-            self.plugins.add_builtins()
+            self.plugins.add_builtins(transports=not preview)
         #: Whether files may be created: only for events that are really sent.
         self.writable = self.decision.enabled and not preview
         self.preview = preview

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pluggy
 from pluggy import HookImpl
 
-from . import hookspecs
+from . import _runtime, hookspecs
 from ._log import log
 from ._payload import DETAILS_COLLECTOR, section_for
 from ._version import __version__
@@ -43,6 +43,8 @@ BUILTINS: Final = {
     "environment": "flwr_datasets_telemetry.collectors.environment",
     "http": "flwr_datasets_telemetry.transports.http",
 }
+#: Built-ins that deliver rather than collect.
+TRANSPORTS: Final = frozenset({"http"})
 BUILTIN_ORIGIN: Final = f"flwr-datasets-telemetry {__version__} (built-in)"
 #: A plugin's error message is cut to this length (pluggy's can dump whole dicts).
 MAX_MESSAGE: Final = 160
@@ -76,13 +78,21 @@ class Plugins:
     off_switches: list[tuple[str, str]] = field(default_factory=list)
     _failed: set[tuple[str, str]] = field(default_factory=set)
 
-    def add_builtins(self) -> None:
-        """Register each built-in whose name is neither claimed nor blocked."""
+    def add_builtins(self, *, transports: bool = True) -> None:
+        """Register each built-in whose name is neither claimed nor blocked.
+
+        Without ``transports`` (a preview sends nothing) ``http`` is left out, and with
+        it the 0.1 s import of requests.
+        """
         for name, module_name in BUILTINS.items():
             if name in self.claimed or self.manager.is_blocked(name):
                 continue
+            if not transports and name in TRANSPORTS:
+                continue
             try:  # a broken environment (requests missing, say) costs that plugin only
-                self.manager.register(importlib.import_module(module_name), name=name)
+                with _runtime.IMPORT_GUARD:  # ours, and quick: a fork may wait for it
+                    module = importlib.import_module(module_name)
+                self.manager.register(module, name=name)
             except BaseException as error:
                 if _ours_to_keep(error):
                     raise
@@ -144,6 +154,15 @@ class Plugins:
             )
 
 
+def _load(entry_point: metadata.EntryPoint) -> object:
+    """Import a third-party plugin; a fork meanwhile gives a silent child (no waiting)."""
+    _runtime.STATE.plugin_imports += 1
+    try:
+        return entry_point.load()
+    finally:
+        _runtime.STATE.plugin_imports -= 1
+
+
 def _entry_points() -> list[metadata.EntryPoint]:
     try:
         return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
@@ -162,7 +181,7 @@ def _asks_off(entry_point: metadata.EntryPoint) -> bool:
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     try:
-        manager.register(entry_point.load(), name=entry_point.name)
+        manager.register(_load(entry_point), name=entry_point.name)
         impls = manager.hook.telemetry_enabled.get_hookimpls()
         return any(impl.function() is False for impl in impls if not impl.argnames)
     except BaseException as error:
@@ -198,7 +217,7 @@ def load_plugins(config: Config, extra: Mapping[str, object] | None = None) -> P
             continue
         plugins.claimed.add(name)
         try:
-            plugin = entry_point.load()
+            plugin = _load(entry_point)
             manager.register(plugin, name=name)
         except BaseException as error:
             if _ours_to_keep(error):

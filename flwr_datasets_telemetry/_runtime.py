@@ -78,6 +78,7 @@ class Runtime:
         self.seen_calls: dict[Hashable, None] = {}
         #: Events lost to the queue bound or to exit (approximate under contention).
         self.dropped = 0
+        self._dropped_reported = 0
         #: Events that no transport delivered, or whose building failed.
         self.failed = 0
         #: Sender threads running now: 0 or 1 (tests check it).
@@ -171,7 +172,12 @@ class Runtime:
         if self._exit_deadline is None:
             self._exit_deadline = time.monotonic() + self.config.exit_timeout
         self.flush(self._exit_deadline - time.monotonic())
-        self.close()
+        dropped = self.close()
+        if dropped:
+            _report(
+                f"{dropped} event(s) dropped at exit: the exit budget "
+                f"({self.config.exit_timeout:g} s, FLWR_TELEMETRY_EXIT_TIMEOUT) ran out"
+            )
 
     def close(self) -> int:
         """Drop what is queued and let the sender thread end; how many were dropped."""
@@ -216,6 +222,9 @@ class Runtime:
             try:
                 if self._handler is None:
                     self._handler = _make_handler(self)
+                if self.dropped != self._dropped_reported:  # said here, not on the caller
+                    _report(f"{self.dropped} event(s) dropped so far: the queue was full")
+                    self._dropped_reported = self.dropped
                 delivered = self._handler(call)
             except BaseException as error:  # a plugin's SystemExit must not end us silently
                 _report(f"event {call.event_type!r} lost: {type(error).__name__}: {error}")
@@ -230,19 +239,21 @@ class Runtime:
 
 
 def _report(message: str) -> None:
+    """Say ``message`` if logging is on (also before any pipeline turned it on)."""
     try:
-        from ._log import log
+        if CONFIG.logging:
+            from . import _log
 
-        log(message)
+            _log.enable()
+            _log.log(message)
     except BaseException:
         pass
 
 
 def _make_handler(runtime: Runtime) -> Handler:
-    with IMPORT_GUARD:
+    with IMPORT_GUARD:  # our own modules and pluggy; plugins: see `_plugins`
         from ._pipeline import Pipeline
-
-        pipeline = Pipeline(runtime.config, runtime.cluster, runtime.extra_plugins)
+    pipeline = Pipeline(runtime.config, runtime.cluster, runtime.extra_plugins)
     if not pipeline.decision.enabled and not runtime.config.logging:
         deactivate()  # a plugin said no: later calls cost nothing,
         runtime.close()  # and this thread ends
@@ -259,13 +270,15 @@ class ProcessState:
     may already be ``None`` while host ``__del__`` methods still call tracked code.
     """
 
-    __slots__ = ("current", "disabled_by")
+    __slots__ = ("current", "disabled_by", "plugin_imports")
 
     def __init__(self, current: Runtime | None) -> None:
         #: ``None`` when tracked calls need no work at all (disabled, logging off).
         self.current = current
         #: ``"disable()"`` once the host called it: nothing turns telemetry back on.
         self.disabled_by: str | None = None
+        #: Third-party plugin imports under way (a fork then gives a silent child).
+        self.plugin_imports = 0
 
 
 def _read_config_safely() -> Config:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from .helpers import run_python
+from .distributions import write_distribution
+from .helpers import REPO, run_python
 from .servers import Endpoint
 
 # Children deliver at exit; a generous budget keeps a loaded machine from dropping them
@@ -155,3 +158,43 @@ assert t.flush(10)
     assert run.returncode == 0, run.stderr
     splits = sorted(p["event_details"]["split"] for p in endpoint.payloads())
     assert splits == ["test", "train"]
+
+
+def test_a_slow_plugin_import_never_makes_the_host_s_fork_wait(
+    endpoint: Endpoint, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    started = tmp_path / "import-started"
+    write_distribution(
+        site,
+        "acme-slow",
+        {"slow": "acme_slow"},
+        {"acme_slow": f"import time\nopen({str(started)!r}, 'w').close()\ntime.sleep(4)\n"},
+    )
+    code = f"""
+import os, time, warnings
+warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+import flwr_datasets_telemetry as t
+t.event("first")
+while not os.path.exists({str(started)!r}):
+    time.sleep(0.01)
+waits = []
+for n in range(5):
+    begin = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        t.event(f"child{{n}}")  # a child forked mid-import stays silent
+        t.flush(1)
+        os._exit(0)
+    waits.append(time.monotonic() - begin)
+    os.waitpid(pid, 0)
+print(max(waits))
+"""
+    run = run_python(
+        code,
+        {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "PYTHONPATH": f"{site}:{REPO}", **FAST},
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert float(run.stdout) < 0.5  # it waited a whole second per fork before
+    assert {p["event_type"] for p in endpoint.payloads()} == {"first"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from typing import Any
@@ -152,3 +153,24 @@ cycle.me = cycle
         assert run.returncode == 0, run.stderr
         assert run.stdout.count("host finalizer ran") == 2
         assert run.stderr == ""
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e10, 1e300])
+def test_flush_accepts_any_timeout(timeout: float, captured: Any) -> None:
+    event("huge timeout")
+    assert flush(timeout) is True
+    assert captured.details("huge timeout") == [{"outcome": "success"}]
+
+
+def test_events_dropped_at_exit_are_said_with_logging_on(black_hole: Any) -> None:
+    code = "import flwr_datasets_telemetry as t\nfor n in range(10): t.event(f'kind{n}')\n"
+    run = run_python(
+        code,
+        {
+            "FLWR_TELEMETRY_ENDPOINT": black_hole.url,
+            "FLWR_TELEMETRY_EXIT_TIMEOUT": "0",
+            "FLWR_TELEMETRY_LOGGING": "1",
+        },
+    )
+    assert run.returncode == 0
+    assert re.search(r"\d+ event\(s\) dropped at exit: the exit budget \(0 s", run.stderr)
