@@ -70,7 +70,7 @@ def status() -> Status:
     from ._pipeline import decide
     from ._plugins import load_plugins
 
-    config = _runtime.CONFIG
+    config = _runtime.read_config_safely()  # now, not at import: a choice may have changed
     plugins = load_plugins(config)
     decision = decide(config, plugins)
     plugins.add_builtins()

@@ -281,14 +281,14 @@ class ProcessState:
         self.plugin_imports = 0
 
 
-def _read_config_safely() -> Config:
+def read_config_safely() -> Config:
     try:
         return read_config()
     except Exception:  # an environment nobody foresaw: stay off rather than raise
         return Config(disabled_by="an unreadable environment")
 
 
-CONFIG: Final = _read_config_safely()
+CONFIG: Final = read_config_safely()
 STATE: Final = ProcessState(Runtime(CONFIG, random_uuid()) if CONFIG.active else None)
 
 

@@ -23,7 +23,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _runtime
+from . import _choice, _runtime
 from ._call import SUCCESS, TrackedCall
 from ._control import Status, status
 from ._identity import read_source
@@ -103,7 +103,7 @@ def _status_data(state: Status) -> dict[str, Any]:
 #: `Status` fields with a line of their own in `cmd_status`; the rest are shown generically.
 _STATUS_SHOWN: Final = frozenset(
     {"enabled", "reason", "logging", "endpoint", "source", "source_file", "plugins"}
-    | {"blocked", "problems"}
+    | {"blocked", "problems", "sources"}
 )
 
 
@@ -131,6 +131,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     data = _status_data(state)
     lines = [
         f"telemetry: {'enabled' if state.enabled else 'disabled'} {state.reason}",
+        "asked, in order (off always wins):",
+        *(f"  {source}: {says}" for source, says in state.sources),
         f"logging:   {'on' if state.logging else 'off'} (FLWR_TELEMETRY_LOGGING)",
         f"endpoint:  {state.endpoint}",
         f"source id: {_source_line(state)}",
@@ -242,6 +244,36 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _set_choice(args: argparse.Namespace, choice: str) -> int:
+    """Store the user's choice under ``$FLWR_HOME``; nothing changes if it cannot."""
+    home = _runtime.CONFIG.home
+    data: dict[str, Any] = {"choice": choice, "file": None}
+    if home is None:
+        raise CommandError("no usable home folder: set FLWR_HOME", data)
+    try:
+        path = _choice.write_setting(home, choice)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CommandError(f"cannot store the choice under {home}: {reason}", data) from error
+    data["file"] = path
+    state = status()
+    data["enabled"] = state.enabled
+    data["reason"] = state.reason
+    lines = [f"telemetry {choice} for every environment using {home} ({path})"]
+    if choice == _choice.ENABLED and not state.enabled:
+        lines.append(f"note: telemetry stays off here {state.reason}: off always wins")
+    _print(data, lines, as_json=args.json)
+    return EXIT_OK
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    return _set_choice(args, _choice.DISABLED)
+
+
+def cmd_enable(args: argparse.Namespace) -> int:
+    return _set_choice(args, _choice.ENABLED)
+
+
 class Commands:
     """The subcommands of one parser; adding one is one `add` call."""
 
@@ -325,6 +357,21 @@ def build_parser() -> argparse.ArgumentParser:
         "print, then delete, the anonymous source id",
         "Print the anonymous source id, then delete its file; a new random id is made "
         "with the next event sent. Quote the printed id to have its events deleted.",
+    )
+    commands.add(
+        "disable",
+        cmd_disable,
+        "turn telemetry off for good, for every environment of this user",
+        "Store 'telemetry = disabled' in $FLWR_HOME/telemetry.conf (default ~/.flwr): "
+        "every virtual environment, conda environment and notebook kernel that shares "
+        "that home sends nothing from now on. Administrators: see README, 'machine-wide'.",
+    )
+    commands.add(
+        "enable",
+        cmd_enable,
+        "undo 'disable' (any other opt-out still wins)",
+        "Store 'telemetry = enabled' in $FLWR_HOME/telemetry.conf. A variable, the "
+        "machine setting or a no-op plugin that says off still wins.",
     )
     return parser
 

@@ -269,3 +269,61 @@ def test_status_lists_every_source_and_which_decided(home: Path) -> None:
 def test_late_opt_out_costs_nothing_when_nothing_is_set(home: Path) -> None:
     assert _choice.late_opt_out(str(home)) is None
     assert not home.exists()
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> Any:
+    script = Path(sys.executable).parent / "flwr-datasets-telemetry"
+    import subprocess
+
+    return subprocess.run(
+        [str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_disable_by_command_then_a_new_process_sends_nothing(
+    endpoint: Endpoint, home: Path
+) -> None:
+    done = cli("disable")
+    assert done.returncode == 0, done.stderr
+    assert str(home / "telemetry.conf") in done.stdout
+    run = run_python(
+        f"import flwr_datasets_telemetry as t\n{TRACKED_CALL}\nt.flush(5)",
+        {"FLWR_TELEMETRY_ENDPOINT": endpoint.url},
+    )
+    assert run.returncode == 0, run.stderr
+    assert endpoint.connections == 0
+    state = json.loads(cli("status", "--json").stdout)
+    assert state["enabled"] is False
+    assert state["reason"] == f"by the user setting ({home / 'telemetry.conf'})"
+    text = cli("status").stdout
+    assert f"user setting {home / 'telemetry.conf'}: disabled" in text
+    enabled = cli("enable", "--json")
+    assert json.loads(enabled.stdout)["enabled"] is True
+    assert "telemetry = enabled" in (home / "telemetry.conf").read_text(encoding="utf-8")
+
+
+def test_enable_says_when_something_else_still_says_off(home: Path) -> None:
+    done = cli("enable", env={"DO_NOT_TRACK": "1"})
+    assert done.returncode == 0
+    assert "telemetry stays off here by DO_NOT_TRACK=1: off always wins" in done.stdout
+
+
+@pytest.mark.parametrize("flag", [[], ["--json"]])
+def test_disable_on_an_unwritable_home_fails_in_one_line_and_changes_nothing(
+    flag: list[str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    done = cli("disable", *flag, env={"FLWR_HOME": str(blocker / "flwr")})
+    assert done.returncode == 1
+    if flag:
+        assert "cannot store the choice" in json.loads(done.stdout)["error"]
+    else:
+        assert done.stderr.count("\n") == 1
+        assert "cannot store the choice" in done.stderr
+    assert blocker.read_text(encoding="utf-8") == "not a folder"
