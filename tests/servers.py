@@ -19,13 +19,26 @@ class Endpoint(ThreadingHTTPServer):
     """Answers POSTs from a script of status codes, recording what arrived.
 
     ``script`` is consumed one request at a time; when it runs out, requests get 200.
-    Each entry is a status code, or ``(status, headers)``, or ``"slow"`` (30 s).
+    Each entry is a status code, or ``(status, headers)``, or one of these hostile
+    answers (each lasts until the client hangs up or the server is closed):
+
+    - ``"slow"``: nothing for 30 s, then 200;
+    - ``"endless"`` / ``"endless-503"``: that status, then a chunked body that never
+      ends, written as fast as the client takes it (``streamed`` counts its bytes);
+    - ``"trickle"``: 200, then a chunked body of one byte every 0.5 s, forever;
+    - ``"trickle-headers"``: a status line, then one header byte every 0.5 s;
+    - ``"endless-headers"``: a status line, then headers as fast as they are taken;
+    - ``"continue-flood"``: ``100 Continue`` answers, as fast as they are taken.
+
+    ``all_headers`` has the headers of every request; ``bodies`` only those answered 200.
     """
 
     daemon_threads = True
 
-    def __init__(self, script: list[Any] | None = None, tls: tuple[str, str] | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(
+        self, script: list[Any] | None = None, tls: tuple[str, str] | None = None, port: int = 0
+    ) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.scheme = "http"
         if tls is not None:  # (certificate file, key file)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -35,6 +48,9 @@ class Endpoint(ThreadingHTTPServer):
         self.script = list(script or [])
         self.bodies: list[bytes] = []
         self.headers_seen: list[dict[str, str]] = []
+        self.all_headers: list[dict[str, str]] = []
+        self.streamed = 0
+        self.closing = threading.Event()
         self.paths: list[str] = []
         self.request_times: list[float] = []
         self.connections = 0
@@ -62,6 +78,7 @@ class Endpoint(ThreadingHTTPServer):
             return self.received.wait_for(lambda: len(self.bodies) >= count, timeout)
 
     def close(self) -> None:
+        self.closing.set()
         self.shutdown()
         self.server_close()
 
@@ -73,10 +90,18 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         with self.server.lock:
             self.server.request_times.append(time.monotonic())
+            self.server.all_headers.append(dict(self.headers))
             step = self.server.script.pop(0) if self.server.script else 200
         if step == "slow":
-            time.sleep(30)
+            self.server.closing.wait(30)
             step = 200
+        if isinstance(step, str):
+            self.close_connection = True
+            try:
+                self._hostile(step)
+            except OSError:  # the client hung up: what it is expected to do
+                pass
+            return
         status, headers = step if isinstance(step, tuple) else (step, {})
         if status == 200:
             with self.server.received:
@@ -89,6 +114,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def _hostile(self, step: str) -> None:
+        closing = self.server.closing
+        if step == "continue-flood":
+            while not closing.is_set():
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n" * 512)
+            return
+        if step.endswith("headers"):
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            line = b"X-Slow: " if step == "trickle-headers" else b"X-Many: header\r\n" * 64
+            while not closing.is_set():
+                self.wfile.write(line[:1] if step == "trickle-headers" else line)
+                line = line[1:] or b"x"
+                if step == "trickle-headers":
+                    closing.wait(0.5)
+            return
+        self.send_response(503 if step == "endless-503" else 200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"x" if step == "trickle" else b"x" * 65536
+        frame = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        while not closing.is_set():
+            self.wfile.write(frame)
+            with self.server.lock:
+                self.server.streamed += len(chunk)
+            if step == "trickle":
+                closing.wait(0.5)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass

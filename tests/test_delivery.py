@@ -125,7 +125,7 @@ def test_a_client_error_is_not_retried() -> None:
         server.close()
 
 
-def test_after_a_refused_connection_nothing_more_is_tried() -> None:
+def test_after_a_refused_connection_the_transport_backs_off() -> None:
     code = """
 import flwr_datasets_telemetry as t
 for n in range(5):
@@ -137,8 +137,8 @@ print(t.flush(10))
     )
     assert run.returncode == 0
     assert run.stdout.strip() == "False"
-    assert run.stderr.count("not delivered by 'http': ConnectionError") == 1
-    assert run.stderr.count("not tried: ConnectionError earlier in this process") == 4
+    assert run.stderr.count("not delivered by 'http': DeliveryError: ConnectionError") == 1
+    assert run.stderr.count("DeliveryError: not tried: backing off for 30 s after") == 4
 
 
 EXIT_BUDGET = 0.8
@@ -207,7 +207,7 @@ def test_tls_certificates_are_verified(tmp_path: Path) -> None:
         env = {"FLWR_TELEMETRY_ENDPOINT": server.url, "FLWR_TELEMETRY_LOGGING": "1", **FAST}
         rejected = run_python(SEND_ONE, env)
         assert rejected.stdout.strip() == "False"
-        assert "not delivered by 'http': SSLError" in rejected.stderr
+        assert "not delivered by 'http': DeliveryError: SSLError" in rejected.stderr
         assert server.bodies == []
         trusted = run_python(SEND_ONE, {**env, "REQUESTS_CA_BUNDLE": str(tmp_path / "cert.pem")})
         assert trusted.stdout.strip() == "True", trusted.stderr
