@@ -40,6 +40,7 @@ def disable() -> None:
         runtime, state.current = state.current, None
         if runtime is not None:
             runtime.close()
+            runtime.retract()
     except BaseException:
         pass
 
@@ -62,10 +63,14 @@ class Status:
     problems: tuple[str, ...]
     #: Every source consulted, in order: ``(source, what it says)``.
     sources: tuple[tuple[str, str], ...] = ()
+    #: Events waiting in the outbox, and those dropped so far by reason.
+    waiting: int = 0
+    dropped: dict[str, int] | None = None
 
 
 def status() -> Status:
     """Load the plugins (on this thread) and report the decision; writes nothing."""
+    from . import _outbox
     from ._identity import read_source
     from ._pipeline import decide
     from ._plugins import load_plugins
@@ -85,4 +90,6 @@ def status() -> Status:
         blocked=tuple(sorted(config.blocked)),
         problems=config.problems + tuple(plugins.problems),
         sources=decision.sources,
+        waiting=len(_outbox.waiting(config.home)),
+        dropped=_outbox.dropped(config.home),
     )

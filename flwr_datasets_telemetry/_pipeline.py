@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _choice, _log, _runtime
+from . import _choice, _delivery, _log, _runtime
 from ._identity import source_id
 from ._payload import assemble, dumps
-from ._plugins import Plugins, describe, load_plugins
+from ._plugins import Plugins, load_plugins
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -84,7 +84,12 @@ class Pipeline:
         self.plugins = load_plugins(config, extra_plugins)
         self.decision = decide(config, self.plugins)
         if self.decision.enabled or config.logging or preview:
-            self.plugins.add_builtins(transports=not preview)
+            self.plugins.add_builtins(transports=False)  # see `send`
+        self._transports_added = False
+        #: Outbox entries this process made, so that an opt-out can take them back.
+        self._handed_over: list[str] = []
+        #: Those an uploader was started or found for: `flush` waits for them.
+        self._with_uploader: list[tuple[str, bytes]] = []
         #: Whether files may be created: only for events that are really sent.
         self.writable = self.decision.enabled and not preview
         self.preview = preview
@@ -131,6 +136,7 @@ class Pipeline:
             return True
         self.decision = Decision(False, f"by {reason}", self.decision.sources)
         _log.log(f"telemetry turned off by {reason}: events not yet sent are dropped")
+        self.retract()
         if not self.config.logging:
             _runtime.deactivate()
         return False
@@ -155,19 +161,31 @@ class Pipeline:
         return self.send(call.event_type, body, payload)
 
     def send(self, event_type: str, body: bytes, payload: dict[str, Any]) -> bool:
-        """Offer the event to each transport until one answers; log that answer."""
-        kwargs = {"body": body, "payload": payload, "endpoint": self.config.endpoint}
-        for impl in self.plugins.implementations("telemetry_send"):
-            try:
-                answer = self.plugins.call(impl, kwargs)
-            except BaseException as error:
-                _log.log(
-                    f"event {event_type}: not delivered by {impl.plugin_name!r}: {describe(error)}"
-                )
-                return False
-            if answer is not None:
-                outcome = "delivered" if answer else "not delivered"
-                _log.log(f"event {event_type}: {outcome} by {impl.plugin_name!r}")
-                return bool(answer)
-        _log.log(f"event {event_type}: not delivered: no transport answered")
-        return False
+        """Hand the event to the outbox and its uploader; where that cannot be (no
+        usable home, no uploader possible, an in-process transport), deliver here."""
+        endpoint = self.config.endpoint
+        if not _delivery.in_process_only(self.plugins):
+            outcome = _delivery.hand_over(
+                self.config, body, endpoint, self._handed_over, self._with_uploader
+            )
+            if outcome is not None:
+                _log.log(f"event {event_type}: {outcome}")
+                del self._handed_over[: -_delivery.MAX_RETRACTABLE]
+                del self._with_uploader[: -_delivery.MAX_RETRACTABLE]
+                return True
+        if not self._transports_added:  # requests is imported only on this path
+            self._transports_added = True
+            self.plugins.add_builtins(collectors=False)
+        result = _delivery.deliver(self.plugins, body, payload, endpoint)
+        _log.log(f"event {event_type}: {result.text}")
+        return result.delivered
+
+    def await_delivery(self, timeout: float) -> bool:
+        """Wait until the uploader is done with this process's events (for `flush`)."""
+        return _delivery.await_delivery(self.config.home, self._with_uploader, timeout)
+
+    def retract(self) -> None:
+        """After an opt-out, take back what this process put in the outbox."""
+        taken = _delivery.retract(self.config.home, self._handed_over)
+        if taken:
+            _log.log(f"{taken} event(s) taken back out of the outbox, never sent")

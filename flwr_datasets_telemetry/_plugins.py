@@ -78,16 +78,16 @@ class Plugins:
     off_switches: list[tuple[str, str]] = field(default_factory=list)
     _failed: set[tuple[str, str]] = field(default_factory=set)
 
-    def add_builtins(self, *, transports: bool = True) -> None:
+    def add_builtins(self, *, collectors: bool = True, transports: bool = True) -> None:
         """Register each built-in whose name is neither claimed nor blocked.
 
-        Without ``transports`` (a preview sends nothing) ``http`` is left out, and with
-        it the 0.1 s import of requests.
+        A host hands events to the outbox and registers ``http`` (and imports
+        requests, 0.1 s) only where it must deliver in-process.
         """
         for name, module_name in BUILTINS.items():
             if name in self.claimed or self.manager.is_blocked(name):
                 continue
-            if not transports and name in TRANSPORTS:
+            if not (transports if name in TRANSPORTS else collectors):
                 continue
             try:  # a broken environment (requests missing, say) costs that plugin only
                 with _runtime.IMPORT_GUARD:  # ours, and quick: a fork may wait for it

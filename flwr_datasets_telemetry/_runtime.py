@@ -28,13 +28,11 @@ from ._config import Config, read_config
 TYPE_CHECKING = False  # see `_config`: typing is not imported at run time
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable, Hashable, Mapping
+    from collections.abc import Hashable, Mapping
     from typing import Final
 
     from ._call import TrackedCall
-
-    #: The background half, made on the sender thread at the first event.
-    Handler = Callable[[TrackedCall], bool]
+    from ._pipeline import Pipeline
 
 #: Events waiting for the sender; more are dropped and counted.
 MAX_QUEUE: Final = 1000
@@ -89,7 +87,8 @@ class Runtime:
         self._cond: threading.Condition | None = None
         self._sending = False
         self._busy = False
-        self._handler: Handler | None = None
+        #: The background half, made on the sender thread at the first event.
+        self._pipeline: Pipeline | None = None
         self._lost_at_last_flush = 0
         self._closing = False
         self._exit_deadline: float | None = None
@@ -144,10 +143,18 @@ class Runtime:
 
     # -- any thread ------------------------------------------------------------------
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until the queue is empty and the sender idle; True if none was lost."""
+    def flush(self, timeout: float, *, delivered: bool = True) -> bool:
+        """Wait until every event so far is built and handed over and, with
+        ``delivered``, until the uploader is done with them; True if none was lost."""
         timeout = max(0.0, timeout)
         deadline = time.monotonic() + timeout
+        clean = self._drain(timeout, deadline)
+        if delivered and self._pipeline is not None:
+            remaining = max(0.0, deadline - time.monotonic())
+            clean = self._pipeline.await_delivery(remaining) and clean
+        return clean
+
+    def _drain(self, timeout: float, deadline: float) -> bool:
         if not self._lock.acquire(True, min(timeout, _MAX_WAIT)):
             return False
         try:
@@ -171,7 +178,7 @@ class Runtime:
         """Give pending events what is left of the exit budget, then drop them."""
         if self._exit_deadline is None:
             self._exit_deadline = time.monotonic() + self.config.exit_timeout
-        self.flush(self._exit_deadline - time.monotonic())
+        self.flush(self._exit_deadline - time.monotonic(), delivered=False)  # no network wait
         dropped = self.close()
         if dropped:
             _report(
@@ -192,6 +199,11 @@ class Runtime:
             finally:
                 self._lock.release()
         return dropped
+
+    def retract(self) -> None:
+        """Take back what this process put in the outbox (after `disable()`)."""
+        if self._pipeline is not None:
+            self._pipeline.retract()
 
     # -- sender thread ---------------------------------------------------------------
 
@@ -220,12 +232,12 @@ class Runtime:
                 self._busy = True
             delivered = False
             try:
-                if self._handler is None:
-                    self._handler = _make_handler(self)
+                if self._pipeline is None:
+                    self._pipeline = _make_pipeline(self)
                 if self.dropped != self._dropped_reported:  # said here, not on the caller
                     _report(f"{self.dropped} event(s) dropped so far: the queue was full")
                     self._dropped_reported = self.dropped
-                delivered = self._handler(call)
+                delivered = self._pipeline.handle(call)
             except BaseException as error:  # a plugin's SystemExit must not end us silently
                 _report(f"event {call.event_type!r} lost: {type(error).__name__}: {error}")
             del call  # no host object is kept by this thread between events
@@ -250,14 +262,14 @@ def _report(message: str) -> None:
         pass
 
 
-def _make_handler(runtime: Runtime) -> Handler:
+def _make_pipeline(runtime: Runtime) -> Pipeline:
     with IMPORT_GUARD:  # our own modules and pluggy; plugins: see `_plugins`
         from ._pipeline import Pipeline
     pipeline = Pipeline(runtime.config, runtime.cluster, runtime.extra_plugins)
     if not pipeline.decision.enabled and not runtime.config.logging:
         deactivate()  # a plugin said no: later calls cost nothing,
         runtime.close()  # and this thread ends
-    return pipeline.handle
+    return pipeline
 
 
 # -- the process-wide state ------------------------------------------------------------

@@ -21,9 +21,10 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _choice, _runtime
+from . import _choice, _outbox, _runtime
 from ._call import SUCCESS, TrackedCall
 from ._control import Status, status
 from ._identity import read_source
@@ -219,15 +220,23 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def cmd_forget(args: argparse.Namespace) -> int:
     path = _runtime.CONFIG.source_file
+    home = _runtime.CONFIG.home
     source = read_source(path)
     data: dict[str, Any] = {"source": source, "file": None if path is None else str(path)}
     if path is None:
         data["deleted"] = False
         _print(data, ["nothing to delete: no usable home folder (FLWR_HOME)"], as_json=args.json)
         return EXIT_OK
+    waiting, recorded = len(_outbox.waiting(home)), len(_outbox.records(home))
+    data["events_deleted"] = {"waiting": waiting, "recorded": recorded}
+    if not _outbox.forget(home):
+        data["deleted"] = False
+        raise CommandError(f"cannot delete the outbox and record under {home}", data)
+    lines = [f"deleted {waiting} waiting and {recorded} recorded event(s) under {home}"]
     if not path.exists():
         data["deleted"] = False
-        _print(data, [f"nothing to delete: no source id file at {path}"], as_json=args.json)
+        lines.insert(0, f"no source id file at {path}")
+        _print(data, lines, as_json=args.json)
         return EXIT_OK
     try:
         path.unlink()
@@ -237,11 +246,43 @@ def cmd_forget(args: argparse.Namespace) -> int:
     data["deleted"] = True
     lines = [
         f"deleted source id {source or '(unreadable)'} ({path})",
+        *lines,
         "To have the events sent with this id deleted, email telemetry@flower.ai or ask in",
         "the #telemetry channel of the Flower Slack, quoting the id above.",
     ]
     _print(data, lines, as_json=args.json)
     return EXIT_OK
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    """What waits in the outbox and what the uploader did, with the exact bytes."""
+    home = _runtime.CONFIG.home
+    waiting = _outbox.waiting(home)[-args.n :] if args.n else []
+    done = _outbox.records(home, args.n)
+    dropped = _outbox.dropped(home)
+    data: dict[str, Any] = {
+        "home": home,
+        "waiting": [_outbox.as_dict(entry) for entry in waiting],
+        "recorded": [_outbox.as_dict(entry) for entry in done],
+        "dropped": dropped,
+    }
+    lines = [f"waiting ({len(waiting)} shown):"]
+    lines += [
+        f"  {_when(e.time)} to {e.endpoint}: {e.body.decode('ascii', 'replace')}" for e in waiting
+    ]
+    lines.append(f"recorded ({len(done)} shown, oldest first):")
+    lines += [
+        f"  {_when(e.done or e.time)} {e.outcome}: {e.body.decode('ascii', 'replace')}"
+        for e in done
+    ]
+    if any(dropped.values()):
+        lines.append(f"dropped so far: {dropped}")
+    _print(data, lines, as_json=args.json)
+    return EXIT_OK
+
+
+def _when(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
 def _set_choice(args: argparse.Namespace, choice: str) -> int:
@@ -357,6 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
         "print, then delete, the anonymous source id",
         "Print the anonymous source id, then delete its file; a new random id is made "
         "with the next event sent. Quote the printed id to have its events deleted.",
+    )
+    log = commands.add(
+        "log",
+        cmd_log,
+        "what waits in the outbox and what was delivered, byte for byte",
+        "Show the events waiting in the outbox under $FLWR_HOME and the record of the "
+        "last deliveries (time, outcome, the exact bytes sent), and what was dropped.",
+    )
+    log.add_argument(
+        "-n", type=_count, default=20, metavar="N", help="show the last N of each (%(default)s)"
     )
     commands.add(
         "disable",

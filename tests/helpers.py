@@ -60,3 +60,14 @@ def _run(command: list[str], env: dict[str, str], timeout: float) -> Run:
         check=False,
     )
     return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
+
+
+def recorded_outcomes(home: Path | None = None) -> str:
+    """The uploader's delivery record of this test's home, one outcome per line.
+
+    Outcomes are the uploader's: a host only logs that it queued an event.
+    """
+    from flwr_datasets_telemetry import _outbox
+
+    folder = home if home is not None else Path(os.environ["FLWR_HOME"])
+    return "\n".join(entry.outcome or "" for entry in _outbox.records(str(folder)))

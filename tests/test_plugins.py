@@ -13,7 +13,7 @@ import pytest
 from flwr_datasets_telemetry import hookspecs
 
 from .distributions import pip_install, write_distribution
-from .helpers import REPO, Run, run_python
+from .helpers import REPO, Run, recorded_outcomes, run_python
 from .schema import validated
 from .servers import Endpoint
 
@@ -418,11 +418,11 @@ def test_a_transport_plugin_redirects_delivery(
     """
         },
     )
-    run, _ = run_with([site], endpoint, FLWR_TELEMETRY_LOGGING="1")
+    run_with([site], endpoint, FLWR_TELEMETRY_LOGGING="1")
     assert endpoint.connections == 0
     (line,) = outbox.read_bytes().splitlines()
     assert validated(json.loads(line))["event_type"] == "load_partition"
-    assert "delivered by 'outbox'" in run.stderr
+    assert "delivered by 'outbox'" in recorded_outcomes()  # in the uploader
 
 
 def test_the_readme_hook_reference_matches_the_hookspecs() -> None:

@@ -110,6 +110,7 @@ if __name__ == "__main__":
 """
     run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST}, as_file=True)
     assert run.returncode == 0, run.stderr
+    assert endpoint.wait_for(3)  # delivered by the uploader, after the children exit
     names = sorted(p["event_details"]["dataset_name"] for p in endpoint.payloads())
     assert names == ["child0", "child1", "child2"]
 
@@ -132,6 +133,7 @@ if __name__ == "__main__":
     run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST}, as_file=True)
     assert (run.returncode, run.stderr) == (0, "")
     assert run.seconds < 30
+    assert endpoint.wait_for(1)
     payloads = endpoint.payloads()
     assert payloads
     assert {p["event_type"] for p in payloads} == {"square"}
@@ -197,4 +199,5 @@ print(max(waits))
     )
     assert run.returncode == 0, run.stderr
     assert float(run.stdout) < 0.5  # it waited a whole second per fork before
+    assert endpoint.wait_for(1)
     assert {p["event_type"] for p in endpoint.payloads()} == {"first"}

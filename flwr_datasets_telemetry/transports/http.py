@@ -283,7 +283,8 @@ class Transport:
         if wait > 0:
             raise DeliveryError(
                 f"not tried: backing off for {self.back_off:.0f} s after {self.failure}; "
-                f"next attempt in {wait:.0f} s"
+                f"next attempt in {wait:.0f} s",
+                unreachable=True,
             )
         headers = {"Content-Type": "application/json", "User-Agent": _agent(payload)}
         retry: Retry = STATUS_RETRY
@@ -343,15 +344,22 @@ class Transport:
         )
 
 
-_transport: list[Transport] = []
+#: Endpoints one process keeps a session and a back-off for (an uploader may serve
+#: hosts configured with different endpoints); beyond that, the oldest is forgotten.
+MAX_ENDPOINTS: Final = 8
+_transports: dict[str, Transport] = {}
 
 
-def transport() -> Transport:
-    if not _transport or _transport[0].pid != os.getpid():
-        _transport[:] = [Transport()]
-    return _transport[0]
+def transport(endpoint: str) -> Transport:
+    """The transport of ``endpoint`` in this process: its own session and back-off."""
+    found = _transports.get(endpoint)
+    if found is None or found.pid != os.getpid():  # a forked child makes its own
+        if found is None and len(_transports) >= MAX_ENDPOINTS:
+            del _transports[next(iter(_transports))]
+        found = _transports[endpoint] = Transport()
+    return found
 
 
 @hookimpl(trylast=True)
 def telemetry_send(body: bytes, payload: Mapping[str, Any], endpoint: str) -> bool:
-    return transport().post(body, payload, endpoint)
+    return transport(endpoint).post(body, payload, endpoint)

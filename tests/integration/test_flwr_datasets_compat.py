@@ -11,6 +11,7 @@ telemetry on by default and delivered to a loopback endpoint. All data is local 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -99,6 +100,15 @@ def test_the_real_library_s_events_arrive_through_the_drop_in(
         "original_never_ran": True,
         "flushed": True,
     }
+    # Offline (HF_*_OFFLINE), the host only queued its events in the outbox: the
+    # uploader of an online process on this machine delivers them later, like this one.
+    upload = run_python(
+        "import sys\nfrom flwr_datasets_telemetry._uploader import main\n"
+        "sys.exit(main(sys.argv[1:]))",
+        {"HOME": str(home)},
+        argv=[os.environ["FLWR_HOME"]],
+    )
+    assert upload.returncode == 0, upload.stderr
 
     expected = [
         ("LOAD_PARTITION_CALLED", {"dataset_name": "csv", "split": "train",

@@ -1,0 +1,446 @@
+"""Handing an event over for delivery, and delivering one through the transports.
+
+::
+
+    host (sender thread)                     uploader (one per $FLWR_HOME, detached)
+    hand_over(config, body, endpoint)        python -m flwr_datasets_telemetry._uploader
+      |- local-only: record, done              |- takes uploader.lock (POSIX lock)
+      |- outbox.append --------- outbox/ ----->|- claims each event (rename)
+      |- offline / backing off: done           |- deliver() through telemetry_send
+      '- uploader running? else start one      '- records outcome; exits when empty
+         (None: no outbox or no uploader:
+          the caller delivers in-process with deliver())
+
+Machine-wide facts live next to the outbox: ``uploader.lock`` (held by the running
+uploader: a hint, the outbox is correct without it), ``uploader.starting`` (made by the
+host that starts one, so a hundred hosts start one uploader) and one
+``backoff-<crc>.json`` per endpoint that was out of reach.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import stat
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from . import _outbox
+
+if TYPE_CHECKING:
+    from ._config import Config
+    from ._plugins import Plugins
+
+UPLOADER_MODULE: Final = "flwr_datasets_telemetry._uploader"
+LOCK: Final = "uploader.lock"
+STARTING: Final = "uploader.starting"
+#: A start announced this long ago (seconds) without an uploader taking the lock failed.
+START_GRACE: Final = 30.0
+#: Back-off after a connection-level failure: first delay, doubling up to a day.
+FIRST_BACKOFF: Final = 60.0
+MAX_BACKOFF: Final = 24 * 3600.0
+
+#: `hand_over` outcomes, as logged in the host.
+QUEUED: Final = "queued"
+QUEUED_OFFLINE: Final = "queued: offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE), waits in the outbox"
+QUEUED_BACKOFF: Final = "queued: the endpoint was out of reach, next attempt after {}"
+RECORDED_LOCALLY: Final = "recorded locally (local-only mode), never uploaded"
+NOT_RECORDED: Final = "dropped: local-only and the record cannot be written"
+OVERSIZED: Final = "dropped: larger than the outbox takes"
+DROPPED_OFFLINE: Final = "dropped: offline and the outbox cannot be written"
+
+_OFFLINE_VARIABLES: Final = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+_LOCK_BUSY: Final = (errno.EACCES, errno.EAGAIN)
+_FILE_FLAGS: Final = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_HTTP_STATUS: Final = re.compile(r"\bHTTP (\d{3})\b")
+#: In the ``http`` transport's messages: the endpoint cannot be reached at all.
+_UNREACHABLE_WORDS: Final = ("not trying again", "ConnectionError", "Timeout")
+#: How often `await_delivery` looks at the outbox, and after how many looks without
+#: an uploader (one lets go of its lock briefly before it ends) it stops waiting.
+_POLL: Final = 0.02
+_IDLE_POLLS: Final = 5
+#: Outbox entries a host remembers, to take back after an opt-out.
+MAX_RETRACTABLE: Final = 1000
+#: Processes (pids) in which no uploader could be started: they deliver in-process.
+_cannot_start: set[int] = set()
+
+
+# -- what the configuration allows -----------------------------------------------------
+
+
+def offline(environ: Any = None) -> bool:
+    """Whether the Hugging Face offline switches forbid network access here."""
+    env = os.environ if environ is None else environ
+    return any(
+        str(env.get(name, "")).strip().upper() in ("1", "ON", "YES", "TRUE")
+        for name in _OFFLINE_VARIABLES
+    )
+
+
+# -- delivery through the transports (shared by the uploader and the in-process path) --
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one event, in the words the log and the record show."""
+
+    delivered: bool
+    #: ``"delivered by 'http'"``, ``"not delivered by 'http': ConnectionError: ..."``.
+    text: str
+    #: Worth another try later (5xx, 429, out of reach); else the event is done with.
+    retry: bool = False
+    #: A connection-level failure: the machine backs off from this endpoint.
+    unreachable: bool = False
+
+
+def _classify(error: BaseException) -> tuple[bool, bool]:
+    """``(retry, unreachable)`` for a transport's exception.
+
+    A transport may say so itself (``error.unreachable``, ``error.status``); for
+    others, requests' connection errors and the ``http`` transport's words decide.
+    """
+    status = getattr(error, "status", None)
+    if not isinstance(status, int):
+        match = _HTTP_STATUS.search(str(error))
+        status = int(match.group(1)) if match else None
+    if status is not None:
+        return status >= 500 or status in (408, 429), False  # noqa: PLR2004
+    flag = getattr(error, "unreachable", None)
+    if isinstance(flag, bool):
+        return True, flag
+    requests = sys.modules.get("requests")
+    if requests is not None and isinstance(error, (requests.ConnectionError, requests.Timeout)):
+        return True, True
+    text = str(error)
+    if text.startswith("not tried"):  # the transport's own back-off in this process
+        return True, False
+    if any(word in text for word in _UNREACHABLE_WORDS):
+        return True, True
+    return type(error).__name__ == "DeliveryError", False
+
+
+def deliver(plugins: Plugins, body: bytes, payload: Any, endpoint: str) -> Outcome:
+    """Offer the event to each ``telemetry_send`` implementation until one answers.
+
+    The first non-``None`` answer wins; an implementation that raises ends the
+    attempt (its exception is the outcome).
+    """
+    kwargs = {"body": body, "payload": payload, "endpoint": endpoint}
+    for impl in plugins.implementations("telemetry_send"):
+        try:
+            answer = plugins.call(impl, kwargs)
+        except BaseException as error:  # a plugin's SystemExit is its failure, not ours
+            from ._plugins import describe
+
+            retry, unreachable = _classify(error)
+            text = f"not delivered by {impl.plugin_name!r}: {describe(error)}"
+            return Outcome(delivered=False, text=text, retry=retry, unreachable=unreachable)
+        if answer is not None:
+            outcome = "delivered" if answer else "not delivered"
+            return Outcome(bool(answer), f"{outcome} by {impl.plugin_name!r}")
+    return Outcome(delivered=False, text="not delivered: no transport answered")
+
+
+def in_process_only(plugins: Plugins) -> bool:
+    """Whether a transport registered in this process (a test capture) must deliver.
+
+    Such a plugin does not exist in an uploader, so its events never go to the outbox.
+    """
+    return any(
+        plugins.origins.get(impl.plugin_name) == "registered in-process"
+        for impl in plugins.implementations("telemetry_send")
+    )
+
+
+# -- machine-wide back-off per endpoint ------------------------------------------------
+
+
+def _backoff_name(endpoint: str) -> str:
+    return f"backoff-{zlib.crc32(endpoint.encode()):08x}.json"
+
+
+def _read_backoff(telemetry: int, endpoint: str) -> tuple[float, float] | None:
+    """``(until, delay)`` stored for ``endpoint``, if any."""
+    raw = _outbox.read_regular(telemetry, _backoff_name(endpoint), 4096)
+    try:
+        stored = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    if not isinstance(stored, dict) or stored.get("endpoint") != endpoint:
+        return None
+    until, delay = stored.get("until"), stored.get("delay")
+    if not isinstance(until, (int, float)) or not isinstance(delay, (int, float)):
+        return None
+    return float(until), float(delay)
+
+
+def backing_off(telemetry: int, endpoint: str, now: float | None = None) -> float | None:
+    """When the back-off from ``endpoint`` ends, if it has not ended yet.
+
+    A back-off ending further ahead than `MAX_BACKOFF` means the clock was set back:
+    it is ignored rather than waited out.
+    """
+    stored = _read_backoff(telemetry, endpoint)
+    current = time.time() if now is None else now
+    if stored is None or not 0 < stored[0] - current <= MAX_BACKOFF:
+        return None
+    return stored[0]
+
+
+def note_unreachable(telemetry: int, endpoint: str, now: float | None = None) -> float:
+    """Start (or double) the back-off from ``endpoint``; returns the delay in seconds."""
+    current = time.time() if now is None else now
+    stored = _read_backoff(telemetry, endpoint)
+    delay = FIRST_BACKOFF if stored is None else min(MAX_BACKOFF, max(FIRST_BACKOFF, 2 * stored[1]))
+    data = json.dumps({"endpoint": endpoint, "until": current + delay, "delay": delay})
+    with contextlib.suppress(OSError):
+        _outbox.publish(telemetry, _backoff_name(endpoint), data.encode(), replace=True)
+    return delay
+
+
+def note_reachable(telemetry: int, endpoint: str) -> None:
+    """The endpoint took an event: the back-off starts from scratch next time."""
+    with contextlib.suppress(OSError):
+        os.unlink(_backoff_name(endpoint), dir_fd=telemetry)
+
+
+# -- one uploader per home -------------------------------------------------------------
+
+
+def _open_lock(telemetry: int) -> int | None:
+    try:
+        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | _FILE_FLAGS, 0o600, dir_fd=telemetry)
+    except OSError:
+        return None
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+    os.close(fd)
+    return None
+
+
+def uploader_running(telemetry: int) -> bool | None:
+    """Whether an uploader holds the lock; ``None`` if that cannot be known.
+
+    POSIX record locks (``lockf``), not ``flock``: a child forked while the host holds
+    its brief shared lock does not inherit it, and NFS carries them between machines.
+    """
+    import fcntl
+
+    fd = _open_lock(telemetry)
+    if fd is None:
+        return None
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as error:
+        return True if error.errno in _LOCK_BUSY else None
+    finally:
+        os.close(fd)  # releases the shared lock
+    return False
+
+
+def take_lock(telemetry: int, attempts: int = 40) -> int | None:
+    """The uploader's exclusive lock (its descriptor), or ``None`` if another holds it.
+
+    A host's probe holds a shared lock for microseconds: a few short retries tell it
+    from a live uploader. Where locks are not supported, the lock is not needed.
+    """
+    import fcntl
+
+    fd = _open_lock(telemetry)
+    if fd is None:
+        return None
+    for _ in range(attempts):
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in _LOCK_BUSY:
+                return fd  # no locks here: claims keep the outbox correct anyway
+            time.sleep(0.025)
+            continue
+        return fd
+    os.close(fd)
+    return None
+
+
+def _announce_start(telemetry: int) -> bool:
+    """Make ``uploader.starting``; False if another host announced a start just now."""
+    for _ in range(2):
+        try:
+            fd = os.open(
+                STARTING,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FILE_FLAGS,
+                0o600,
+                dir_fd=telemetry,
+            )
+        except FileExistsError:
+            try:
+                info = os.stat(STARTING, dir_fd=telemetry, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if abs(time.time() - info.st_mtime) < START_GRACE:
+                return False
+            with contextlib.suppress(OSError):
+                os.unlink(STARTING, dir_fd=telemetry)
+            continue
+        os.close(fd)
+        return True
+    return False
+
+
+def _starting(telemetry: int) -> bool:
+    """Whether a host announced an uploader that has not taken the lock yet."""
+    try:
+        info = os.stat(STARTING, dir_fd=telemetry, follow_symlinks=False)
+    except OSError:
+        return False
+    return abs(time.time() - info.st_mtime) < START_GRACE
+
+
+def clear_start(telemetry: int) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(STARTING, dir_fd=telemetry)
+
+
+def _start_detached(home: str) -> bool:
+    try:
+        from ._spawn import start_detached
+    except ImportError:
+        return False
+    return bool(start_detached(UPLOADER_MODULE, [home]))
+
+
+def ensure_uploader(telemetry: int, home: str) -> bool:
+    """Make sure an uploader runs for ``home``; False if none could be started."""
+    if os.getpid() in _cannot_start:
+        return False
+    if uploader_running(telemetry) is True or not _announce_start(telemetry):
+        return True
+    if _start_detached(os.path.abspath(home)):
+        return True
+    clear_start(telemetry)
+    _cannot_start.add(os.getpid())
+    return False
+
+
+# -- the host's entry point ------------------------------------------------------------
+
+
+def hand_over(
+    config: Config,
+    body: bytes,
+    endpoint: str,
+    appended: list[str] | None = None,
+    sent: list[tuple[str, bytes]] | None = None,
+) -> str | None:
+    """Put one event where it will be delivered from; what happened, for the log.
+
+    Runs on the host's sender thread and never raises. ``None`` means the caller must
+    deliver in-process (with `deliver`): no home, no outbox, or no uploader can be
+    started here (the event is then taken back out of the outbox).
+    """
+    try:
+        outcome = _hand_over(config, body, endpoint, appended)
+    except Exception:
+        return None if not offline() else DROPPED_OFFLINE
+    if outcome == QUEUED and appended and sent is not None:
+        sent.append((appended[-1], body))  # an uploader has it: `flush` may wait
+    return outcome
+
+
+def _hand_over(
+    config: Config, body: bytes, endpoint: str, appended: list[str] | None
+) -> str | None:
+    home = config.home
+    if config.local_only:
+        entry = _outbox.Entry("", time.time(), endpoint, body)
+        if home is not None and _outbox.record(home, entry, RECORDED_LOCALLY):
+            return RECORDED_LOCALLY
+        return NOT_RECORDED
+    is_offline = offline()
+    if home is None or sys.platform == "win32":
+        return DROPPED_OFFLINE if is_offline else None
+    try:
+        name = _outbox.append(home, endpoint, body)
+    except _outbox.OversizedError:
+        return OVERSIZED
+    except OSError:
+        return DROPPED_OFFLINE if is_offline else None
+    if appended is not None:
+        appended.append(name)
+    if is_offline:
+        return QUEUED_OFFLINE
+    try:
+        return _start_delivery(home, endpoint, name)
+    except OSError:  # the event is in the outbox: a later host starts the uploader
+        return QUEUED
+
+
+def _start_delivery(home: str, endpoint: str, name: str) -> str | None:
+    with _outbox.opened(home) as (telemetry, outbox):
+        until = backing_off(telemetry, endpoint)
+        if until is not None:
+            return QUEUED_BACKOFF.format(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)))
+        if ensure_uploader(telemetry, home):
+            return QUEUED
+        # No uploader here: take the event back, unless an uploader already has it.
+        return None if _outbox.unlink(outbox, name) else QUEUED
+
+
+def retract(home: str | None, names: list[str]) -> int:
+    """Take this process's own events back out of the outbox (an opt-out after they
+    were handed over); those an uploader already claimed are beyond reach. Never raises."""
+    taken = 0
+    if home is None or not names:
+        return taken
+    try:
+        with _outbox.opened(home) as (_, outbox):
+            for name in names:
+                taken += _outbox.unlink(outbox, name)
+    except Exception:
+        pass
+    names.clear()
+    return taken
+
+
+def await_delivery(home: str | None, pending: list[tuple[str, bytes]], timeout: float) -> bool:
+    """Wait (polling, at most ``timeout``) until the uploader is done with ``pending``
+    (outbox names and bodies this process handed over); True if each was delivered.
+
+    For `flush` only: exit never waits for the network.
+    """
+    if not pending:
+        return True
+    if home is None:
+        return False
+    deadline = time.monotonic() + max(0.0, timeout)
+    idle = 0
+    try:
+        while True:
+            with _outbox.opened(home) as (telemetry, outbox):
+                present = _outbox.names(outbox)
+                working = uploader_running(telemetry) is not False or _starting(telemetry)
+            left = [
+                (name, body)
+                for name, body in pending
+                if name in present or any(n.startswith(f"{name}.claim-") for n in present)
+            ]
+            if not left:
+                break
+            idle = 0 if working else idle + 1
+            # Nobody is working on them (a failure put them back to wait): not now.
+            if idle >= _IDLE_POLLS or time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL)
+        outcomes = {entry.body: entry.outcome or "" for entry in _outbox.records(home)}
+        done = all(outcomes.get(body, "").startswith("delivered") for _, body in pending)
+    except Exception:
+        return False
+    del pending[:]
+    return done

@@ -1,0 +1,164 @@
+"""The uploader: ``python -m flwr_datasets_telemetry._uploader HOME``.
+
+Started detached by a host that found work and no uploader (see `_delivery`). It holds
+``uploader.lock`` while it works, delivers every waiting event through the
+``telemetry_send`` transports (one keep-alive session: the built-in ``http`` keeps its
+own), each to the endpoint stored with it, records each outcome, and exits when the
+outbox holds nothing it can deliver now. It reads the configuration again before each
+event: an opt-out (variable, persistent setting, plugin) or local-only mode that
+appeared since it started stops it before the next send. Nothing is ever printed.
+
+Each event is claimed by renaming it before it is sent and deleted after: killed
+mid-send, the claim grows stale and a later uploader sends the event again — twice
+at worst, never half (a body cut short never makes a whole request).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from . import _delivery, _outbox
+from ._config import read_config
+
+if TYPE_CHECKING:
+    from ._plugins import Plugins
+
+
+class Uploader:
+    """One run over the outbox of one home."""
+
+    def __init__(self, home: str) -> None:
+        self.home = home
+        self.token = _outbox.random_token()
+        self._plugins: Plugins | None = None
+        #: Events looked at in this run: each is tried at most once per run.
+        self.tried: set[str] = set()
+        #: Endpoints not to try again in this run (out of reach, failing, backing off).
+        self.skipped: set[str] = set()
+        self.stopped = False
+
+    def plugins(self) -> Plugins | None:
+        """The transports, loaded at the first event; ``None`` if a plugin says off."""
+        if self._plugins is None:
+            from ._pipeline import decide
+            from ._plugins import load_plugins
+
+            config = read_config()
+            plugins = load_plugins(config)
+            if not decide(config, plugins).enabled:
+                return None
+            plugins.add_builtins()
+            self._plugins = plugins
+        return self._plugins
+
+    def allowed(self) -> Plugins | None:
+        """The transports if sending is allowed right now, else ``None``."""
+        config = read_config()
+        if not config.enabled or config.local_only or _delivery.offline():
+            return None
+        return self.plugins()
+
+    def run_once(self) -> None:
+        """Deliver what waits, until nothing new is left to try."""
+        with _outbox.opened(self.home) as (telemetry, outbox):
+            _outbox.recover(outbox)
+            _outbox.count_drops(telemetry, _outbox.trim(outbox, time.time()))
+            while not self.stopped:
+                names = [n for n in _outbox.waiting_names(outbox) if n not in self.tried]
+                if not names:
+                    return
+                for name in names:
+                    self.tried.add(name)
+                    if not self.one(telemetry, outbox, name):
+                        self.stopped = True
+                        return
+
+    def one(self, telemetry: int, outbox: int, name: str) -> bool:
+        """Try to deliver one event; False if sending is no longer allowed."""
+        entry = _outbox.read(outbox, name)
+        if entry is None:
+            _outbox.drop_corrupt(telemetry, outbox, name)  # no-op if another took it
+            return True
+        endpoint = entry.endpoint
+        if endpoint in self.skipped:
+            return True
+        if _delivery.backing_off(telemetry, endpoint) is not None:
+            self.skipped.add(endpoint)
+            return True
+        plugins = self.allowed()
+        if plugins is None:
+            return False
+        claimed = _outbox.claim(outbox, name, self.token)
+        if claimed is None:
+            return True  # another uploader has it
+        try:
+            payload = json.loads(entry.body)
+        except ValueError:
+            _outbox.finish(outbox, claimed)
+            _outbox.count_drops(telemetry, {"corrupt": 1})
+            return True
+        outcome = _delivery.deliver(plugins, entry.body, payload, endpoint)
+        _outbox.record(self.home, entry, outcome.text)
+        if outcome.delivered or not outcome.retry:
+            _outbox.finish(outbox, claimed)
+        else:
+            _outbox.release(outbox, claimed)
+            self.skipped.add(endpoint)
+        if outcome.unreachable:
+            _delivery.note_unreachable(telemetry, endpoint)
+        elif outcome.delivered:
+            _delivery.note_reachable(telemetry, endpoint)
+        return True
+
+    def more(self) -> bool:
+        """Whether events this run has not tried arrived (checked after the lock is let go)."""
+        if self.stopped:
+            return False
+        try:
+            with _outbox.opened(self.home) as (_, outbox):
+                return any(n not in self.tried for n in _outbox.waiting_names(outbox))
+        except OSError:
+            return False
+
+
+def run(home: str) -> int:
+    """Work while this process holds the lock; 0 when done, 1 if the home is unusable.
+
+    Letting go of the lock, then looking once more, closes the gap in which a host
+    appends, sees the lock still held and starts nobody.
+    """
+    uploader = Uploader(home)
+    try:
+        with _outbox.opened(home) as (telemetry, _):
+            while True:
+                lock = _delivery.take_lock(telemetry)
+                _delivery.clear_start(telemetry)
+                if lock is None:
+                    return 0  # another uploader is at work
+                try:
+                    uploader.run_once()
+                finally:
+                    os.close(lock)  # lets go of the lock
+                if not uploader.more():
+                    return 0
+    except FileNotFoundError:
+        return 0  # no outbox: nothing to do
+    except OSError:
+        return 1
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        return 2
+    try:
+        return run(argv[0])
+    except BaseException:  # a detached process has nobody to tell
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

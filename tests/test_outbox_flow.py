@@ -1,0 +1,118 @@
+"""Delivery out of the host, end to end: real hosts, the real uploader, loopback servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .helpers import recorded_outcomes, run_python
+from .servers import BlackHole, Endpoint
+
+FAST = {"FLWR_TELEMETRY_DISABLE_COLLECTORS": "hardware"}
+ONE = "import flwr_datasets_telemetry as t\nt.event('one')\n"
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).parent / "flwr-datasets-telemetry"
+    return subprocess.run(
+        [str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_the_host_never_imports_requests_and_exits_at_once(black_hole: BlackHole) -> None:
+    code = ONE + "import sys, time\nt.flush(0)\nprint('requests' in sys.modules)\n"
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": black_hole.url, **FAST})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
+
+
+def test_log_shows_what_waits_and_what_was_delivered_byte_for_byte(
+    endpoint: Endpoint, home: Path
+) -> None:
+    offline = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "HF_HUB_OFFLINE": "1", **FAST}
+    run = run_python(ONE + "t.flush(5)\n", {**offline, "FLWR_TELEMETRY_LOGGING": "1"})
+    assert "event one: queued: offline" in run.stderr
+    assert endpoint.connections == 0  # offline: no network attempt from that process
+    waiting = json.loads(cli("log", "--json").stdout)["waiting"]
+    assert len(waiting) == 1
+    body = waiting[0]["body"]
+    assert json.loads(body)["event_type"] == "one"
+    assert json.loads(cli("status", "--json").stdout)["waiting"] == 1
+    online = run_python(
+        ONE.replace("'one'", "'two'") + "assert t.flush(10)\n",
+        {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST},
+    )
+    assert online.returncode == 0, online.stderr
+    assert endpoint.wait_for(2)
+    log = json.loads(cli("log", "--json").stdout)
+    assert log["waiting"] == []
+    assert {r["outcome"] for r in log["recorded"]} == {"delivered by 'http'"}
+    assert body.encode() in endpoint.bodies  # exactly the bytes that `log` showed
+    assert "delivered by 'http'" in cli("log").stdout
+
+
+def test_local_only_records_and_never_uploads(endpoint: Endpoint, home: Path) -> None:
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_ENABLED": "local", **FAST}
+    run = run_python(ONE + "print(t.flush(5))\n", env)
+    assert run.returncode == 0, run.stderr
+    assert endpoint.connections == 0
+    assert "recorded locally" in recorded_outcomes(home)
+    assert not list((home / "telemetry" / "outbox").glob("*.ev"))
+
+
+def test_forget_deletes_the_id_the_outbox_and_the_record(endpoint: Endpoint, home: Path) -> None:
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "HF_DATASETS_OFFLINE": "1", **FAST}
+    run_python(ONE, env)
+    assert (home / "source").exists()
+    done = cli("forget", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["deleted"] is True
+    assert data["events_deleted"]["waiting"] == 1
+    assert not (home / "source").exists()
+    assert json.loads(cli("log", "--json").stdout)["waiting"] == []
+
+
+def test_an_opt_out_after_hand_over_takes_the_events_back(endpoint: Endpoint, home: Path) -> None:
+    code = (
+        ONE
+        + "t.flush(5)\nimport os\nt.disable()\nprint(len(os.listdir(os.path.join(os.environ['FLWR_HOME'], 'telemetry', 'outbox'))))\n"
+    )
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "HF_HUB_OFFLINE": "1", **FAST})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "0"
+    assert endpoint.connections == 0
+
+
+def test_a_pool_worker_s_built_event_survives_its_sigterm(endpoint: Endpoint) -> None:
+    code = """
+import multiprocessing as mp
+import flwr_datasets_telemetry as t
+from flwr_datasets_telemetry import _runtime
+
+@t.track("work")
+def load(split):
+    return split
+
+def work(split):
+    load(split)
+    _runtime.STATE.current.flush(10, delivered=False)  # built and in the outbox...
+    return split
+
+if __name__ == "__main__":
+    pool = mp.get_context("fork").Pool(2)
+    assert sorted(pool.map(work, ["train", "test"])) == ["test", "train"]
+    pool.terminate()     # ...then the workers are killed with SIGTERM
+"""
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST}, as_file=True)
+    assert run.returncode == 0, run.stderr
+    assert endpoint.wait_for(2)
+    assert sorted(p["event_details"]["split"] for p in endpoint.payloads()) == ["test", "train"]

@@ -1,0 +1,402 @@
+"""Hand-over and the uploader process, against real loopback servers and real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flwr_datasets_telemetry import _delivery, _outbox
+from flwr_datasets_telemetry._config import Config
+from flwr_datasets_telemetry._plugins import load_plugins
+from flwr_datasets_telemetry.hookspecs import hookimpl
+
+from .helpers import REPO
+from .servers import Endpoint, refused_url
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="no uploader on Windows")
+
+
+def event(n: int) -> bytes:
+    payload = {"event_type": f"e{n}", "event_details": {}, "context": {"package": {}}}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), **(extra or {})}
+
+
+def uploader_command(home: Path) -> list[str]:
+    return [sys.executable, "-m", "flwr_datasets_telemetry._uploader", str(home)]
+
+
+def run_uploader(home: Path, env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(
+        uploader_command(home),
+        env=child_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=home.parent,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Poll a condition another process makes true (no event to wait on across processes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def fill(home: Path, url: str, numbers: range) -> list[bytes]:
+    bodies = [event(n) for n in numbers]
+    for data in bodies:
+        _outbox.append(str(home), url, data)
+    return bodies
+
+
+def uploader_gone(home: Path) -> bool:
+    with _outbox.opened(str(home)) as (telemetry, _):
+        return _delivery.uploader_running(telemetry) is False
+
+
+# -- the uploader process --------------------------------------------------------------
+
+
+def test_delivers_each_event_once_records_it_and_exits(endpoint: Endpoint, home: Path) -> None:
+    bodies = fill(home, endpoint.url, range(20))
+    run_uploader(home)  # returns: the process exits once the outbox is empty
+    assert sorted(endpoint.bodies) == sorted(bodies)
+    assert _outbox.waiting(str(home)) == []
+    record = _outbox.records(str(home))
+    assert sorted(r.body for r in record) == sorted(bodies)
+    assert {r.outcome for r in record} == {"delivered by 'http'"}
+    assert {r.endpoint for r in record} == {endpoint.url}
+
+
+def test_each_event_goes_only_to_its_own_endpoint(home: Path) -> None:
+    first, second = Endpoint(), Endpoint()
+    try:
+        to_first = fill(home, first.url, range(0, 10, 2))
+        to_second = fill(home, second.url, range(1, 10, 2))
+        run_uploader(home)
+        assert sorted(first.bodies) == sorted(to_first)
+        assert sorted(second.bodies) == sorted(to_second)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_refused_endpoint_backs_off_for_the_whole_machine(home: Path) -> None:
+    refused = refused_url()
+    waiting = fill(home, refused, range(3))
+    run_uploader(home)
+    assert [e.body for e in _outbox.waiting(str(home))] == waiting
+    (failure,) = _outbox.records(str(home))  # tried once, then the endpoint is left alone
+    assert failure.outcome is not None
+    assert "ConnectionError" in failure.outcome
+    with _outbox.opened(str(home)) as (telemetry, _):
+        until = _delivery.backing_off(telemetry, refused)
+        assert until is not None
+        assert until - time.time() == pytest.approx(_delivery.FIRST_BACKOFF, abs=30)
+
+    # A host appends and starts no uploader; an uploader started anyway tries nothing.
+    outcome = _delivery.hand_over(Config(home=str(home), endpoint=refused), event(9), refused)
+    assert outcome is not None
+    assert outcome.startswith("queued: the endpoint was out of reach")
+    assert not (home / "telemetry" / _delivery.STARTING).exists()
+    run_uploader(home)
+    assert len(_outbox.records(str(home))) == 1
+    assert len(_outbox.waiting(str(home))) == 4
+
+    # Once the back-off is over, one more failure doubles it.
+    with _outbox.opened(str(home)) as (telemetry, _):
+        backoff = _delivery._backoff_name(refused)
+        stale = {"endpoint": refused, "until": time.time() - 1, "delay": 60.0}
+        _outbox.publish(telemetry, backoff, json.dumps(stale).encode(), replace=True)
+    run_uploader(home)
+    with _outbox.opened(str(home)) as (telemetry, _):
+        stored = _delivery._read_backoff(telemetry, refused)
+    assert stored is not None
+    assert stored[1] == 2 * _delivery.FIRST_BACKOFF
+
+    assert _outbox.forget(str(home))  # events, record and back-off: all gone
+    assert sorted(os.listdir(home / "telemetry")) == [_delivery.LOCK]
+
+
+def test_an_endpoint_out_of_reach_holds_up_no_other(endpoint: Endpoint, home: Path) -> None:
+    """The next uploader delivers the other endpoint's events and leaves the first alone.
+
+    (The ``http`` transport's own back-off is per process, not per endpoint, so the
+    run that met the refusal tries no other endpoint.)
+    """
+    refused = refused_url()
+    fill(home, refused, range(3))
+    reachable = fill(home, endpoint.url, range(3, 4))
+    run_uploader(home)
+    run_uploader(home)
+    assert endpoint.bodies == reachable
+    assert len(_outbox.waiting(str(home))) == 3
+    assert len([r for r in _outbox.records(str(home)) if r.endpoint == refused]) == 1
+
+
+def test_a_back_off_from_a_clock_set_back_is_not_waited_out(home: Path) -> None:
+    with _outbox.opened(str(home), create=True) as (telemetry, _):
+        far = {"endpoint": "http://x/", "until": time.time() + 30 * 24 * 3600, "delay": 86400}
+        name = _delivery._backoff_name("http://x/")
+        _outbox.publish(telemetry, name, json.dumps(far).encode(), replace=True)
+        assert _delivery.backing_off(telemetry, "http://x/") is None
+
+
+def test_server_errors_keep_the_event_client_errors_drop_it(home: Path) -> None:
+    failing, rejecting = Endpoint([503] * 10), Endpoint([400])
+    try:
+        kept = fill(home, failing.url, range(1))
+        fill(home, rejecting.url, range(1, 2))
+        run_uploader(home)
+        assert [e.body for e in _outbox.waiting(str(home))] == kept
+        outcomes = {r.endpoint: r.outcome for r in _outbox.records(str(home))}
+        assert "HTTP 503" in str(outcomes[failing.url])
+        assert "HTTP 400" in str(outcomes[rejecting.url])
+        with _outbox.opened(str(home)) as (telemetry, _):
+            assert _delivery.backing_off(telemetry, failing.url) is None  # it answered
+    finally:
+        failing.close()
+        rejecting.close()
+
+
+def test_corrupt_entries_are_dropped_and_counted(endpoint: Endpoint, home: Path) -> None:
+    good = fill(home, endpoint.url, range(2))
+    bad = home / "telemetry" / "outbox" / f"{time.time_ns():020d}-0000010-{1:012x}.ev"
+    bad.write_bytes(b"FLWRT1 {}\nhalf an ev")
+    run_uploader(home)
+    assert sorted(endpoint.bodies) == sorted(good)
+    assert not bad.exists()
+    assert _outbox.dropped(str(home))["corrupt"] == 1
+
+
+@pytest.mark.parametrize(
+    "opt_out",
+    [
+        {"FLWR_TELEMETRY_ENABLED": "0"},
+        {"DO_NOT_TRACK": "1"},
+        {"FLWR_TELEMETRY_ENABLED": "local"},
+        {"HF_DATASETS_OFFLINE": "1"},
+    ],
+    ids=["disabled", "do-not-track", "local-only", "offline"],
+)
+def test_an_opt_out_stops_the_uploader(
+    endpoint: Endpoint, home: Path, opt_out: dict[str, str]
+) -> None:
+    bodies = fill(home, endpoint.url, range(2))
+    run_uploader(home, opt_out)
+    assert endpoint.bodies == []
+    assert [e.body for e in _outbox.waiting(str(home))] == bodies
+    assert _outbox.records(str(home)) == []
+
+
+STATIC_UPLOADER = """
+import sys
+from flwr_datasets_telemetry._uploader import Uploader
+Uploader(sys.argv[1]).run_once()
+"""
+
+
+@pytest.mark.slow
+def test_uploaders_racing_without_a_shared_lock_send_each_event_once(
+    endpoint: Endpoint, home: Path
+) -> None:
+    """As on NFS with node-local locks: the claims alone keep each event to one send."""
+    bodies = fill(home, endpoint.url, range(150))
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", STATIC_UPLOADER, str(home)],
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    for racer in racers:
+        _, stderr = racer.communicate(timeout=120)
+        assert racer.returncode == 0, stderr
+    assert sorted(endpoint.bodies) == sorted(bodies)
+    assert _outbox.waiting(str(home)) == []
+
+
+def test_a_second_uploader_leaves_the_work_to_the_first(endpoint: Endpoint, home: Path) -> None:
+    bodies = fill(home, endpoint.url, range(60))
+    racers = [
+        subprocess.Popen(uploader_command(home), env=child_env(), stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    for racer in racers:
+        racer.communicate(timeout=120)
+        assert racer.returncode == 0
+    assert sorted(endpoint.bodies) == sorted(bodies)
+
+
+def test_an_uploader_killed_mid_send_sends_again_never_half(home: Path) -> None:
+    slow = Endpoint(["slow"])  # reads the whole request, then answers after 30 s
+    try:
+        (body,) = fill(home, slow.url, range(1))
+        uploader = subprocess.Popen(uploader_command(home), env=child_env())
+        assert wait_until(lambda: len(slow.request_times) == 1)
+        uploader.send_signal(signal.SIGKILL)
+        uploader.wait(30)
+        with _outbox.opened(str(home)) as (_, outbox):
+            assert _outbox.waiting_names(outbox) == []  # claimed by the dead uploader
+            assert _outbox.recover(outbox, time.time() + _outbox.STALE_CLAIM + 1) == 1
+        run_uploader(home)
+        assert slow.bodies == [body]  # the whole event, once more
+        assert _outbox.waiting(str(home)) == []
+    finally:
+        slow.close()
+
+
+# -- the host's side -------------------------------------------------------------------
+
+
+HOST = """
+import sys
+from flwr_datasets_telemetry import _delivery
+from flwr_datasets_telemetry._config import Config
+home, url, n = sys.argv[1:]
+body = b'{"event_type":"host%s","event_details":{},"context":{"package":{}}}' % n.encode()
+print(_delivery.hand_over(Config(home=home, endpoint=url), body, url))
+"""
+
+
+@pytest.mark.slow
+def test_twenty_hosts_at_once_are_all_delivered_by_few_uploaders(
+    endpoint: Endpoint, home: Path
+) -> None:
+    hosts = [
+        subprocess.Popen(
+            [sys.executable, "-c", HOST, str(home), endpoint.url, str(n)],
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(20)
+    ]
+    outputs = [host.communicate(timeout=120)[0] for host in hosts]
+    assert outputs == ["queued\n"] * 20
+    assert endpoint.wait_for(20, timeout=60)
+    assert wait_until(lambda: uploader_gone(home))  # the uploader exits when done
+    expected = [
+        b'{"event_type":"host%d","event_details":{},"context":{"package":{}}}' % n
+        for n in range(20)
+    ]
+    assert sorted(endpoint.bodies) == sorted(expected)
+    assert _outbox.waiting(str(home)) == []
+
+
+def test_hand_over_starts_a_detached_uploader(endpoint: Endpoint, home: Path) -> None:
+    config = Config(home=str(home), endpoint=endpoint.url)
+    assert _delivery.hand_over(config, event(1), endpoint.url) == _delivery.QUEUED
+    assert endpoint.wait_for(1, timeout=60)
+    assert endpoint.bodies == [event(1)]
+    assert wait_until(lambda: uploader_gone(home) and _outbox.waiting(str(home)) == [])
+    assert not (home / "telemetry" / _delivery.STARTING).exists()
+
+
+def test_offline_hosts_start_nothing_and_their_events_wait(
+    endpoint: Endpoint, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = Config(home=str(home), endpoint=endpoint.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert _delivery.hand_over(config, event(1), endpoint.url) == _delivery.QUEUED_OFFLINE
+    telemetry = home / "telemetry"
+    assert not (telemetry / _delivery.STARTING).exists()
+    assert not (telemetry / _delivery.LOCK).exists()
+    assert [e.body for e in _outbox.waiting(str(home))] == [event(1)]
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert _delivery.hand_over(config, event(2), endpoint.url) == _delivery.QUEUED
+    assert endpoint.wait_for(2, timeout=60)
+    assert sorted(endpoint.bodies) == [event(1), event(2)]
+
+
+def test_local_only_records_and_never_queues(home: Path) -> None:
+    config = Config(home=str(home), endpoint=refused_url(), local_only=True)
+    assert _delivery.hand_over(config, event(1), config.endpoint) == _delivery.RECORDED_LOCALLY
+    (entry,) = _outbox.records(str(home))
+    assert (entry.body, entry.outcome) == (event(1), _delivery.RECORDED_LOCALLY)
+    assert not (home / "telemetry" / "outbox").exists()
+
+
+def test_where_no_uploader_can_start_the_event_stays_in_process(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/opt/app/embedded-host")  # not a Python
+    monkeypatch.setattr(_delivery, "_cannot_start", set())
+    config = Config(home=str(home), endpoint=refused_url())
+    assert _delivery.hand_over(config, event(1), config.endpoint) is None
+    assert _outbox.waiting(str(home)) == []  # taken back: not sent twice
+    assert not (home / "telemetry" / _delivery.STARTING).exists()
+    assert os.getpid() in _delivery._cannot_start  # later events do not try again
+    assert _delivery.hand_over(Config(home=None), event(2), config.endpoint) is None
+
+
+def test_hand_over_never_raises(home: Path) -> None:
+    home.parent.joinpath("flwr-home").write_text("a file, not a folder")
+    config = Config(home=str(home), endpoint=refused_url())
+    assert _delivery.hand_over(config, event(1), config.endpoint) is None
+    assert _delivery.hand_over(config, b"x" * (_outbox.MAX_ENTRY + 1), "") is None
+
+
+# -- deliver(): the transports, shared with in-process delivery --------------------------
+
+
+class Answer:
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.seen: list[str] = []
+
+    @hookimpl
+    def telemetry_send(self, body: bytes, endpoint: str) -> Any:
+        self.seen.append(endpoint)
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer
+
+
+def test_deliver_first_answer_wins_and_exceptions_are_outcomes() -> None:
+    config = Config(autoload=False)
+    passing, taking = Answer(None), Answer(True)
+    plugins = load_plugins(config, {"taking": taking, "passing": passing})  # last first
+    outcome = _delivery.deliver(plugins, event(1), {}, "http://e/")
+    assert outcome == _delivery.Outcome(delivered=True, text="delivered by 'taking'")
+    assert passing.seen == taking.seen == ["http://e/"]
+    assert _delivery.in_process_only(plugins)
+
+    failing = load_plugins(config, {"failing": Answer(RuntimeError("HTTP 503 upstream"))})
+    outcome = _delivery.deliver(failing, event(1), {}, "http://e/")
+    assert (outcome.delivered, outcome.retry, outcome.unreachable) == (False, True, False)
+    assert outcome.text == "not delivered by 'failing': RuntimeError: HTTP 503 upstream"
+
+    nobody = load_plugins(config)
+    assert _delivery.deliver(nobody, event(1), {}, "http://e/").text == (
+        "not delivered: no transport answered"
+    )
+    assert not _delivery.in_process_only(nobody)
+
+
+def test_deliver_through_http_tells_out_of_reach_apart() -> None:
+    plugins = load_plugins(Config(autoload=False))
+    plugins.add_builtins()
+    outcome = _delivery.deliver(plugins, event(1), {}, refused_url())
+    assert (outcome.delivered, outcome.retry, outcome.unreachable) == (False, True, True)
