@@ -325,8 +325,19 @@ def ensure_uploader(telemetry: int, home: str) -> bool:
     if _start_detached(os.path.abspath(home)):
         return True
     clear_start(telemetry)
+    if _host_is_waiting():  # not now (the host waits for any child): a later event will
+        return True
     _cannot_start.add(os.getpid())
     return False
+
+
+def _host_is_waiting() -> bool:
+    try:
+        from ._spawn import host_is_waiting
+
+        return bool(host_is_waiting())
+    except Exception:
+        return False
 
 
 # -- the host's entry point ------------------------------------------------------------

@@ -4,16 +4,18 @@ The file holds one random UUID and nothing else. It is created at the first even
 that is really sent, atomically (a temporary file hard-linked into place, so two
 processes starting together agree on one id) and readable by its owner only. Any
 trouble — missing, empty, corrupt, huge, unreadable or unwritable file, a home that is
-a file — gives a fresh id for this process instead of an exception.
+a file — gives a fresh id for this process instead of an exception. Only a regular
+file of ours is ever read (see `_files`): a FIFO, socket, folder or symlink in its
+place is left alone, never followed or waited on, and this process uses a fresh id.
+``$FLWR_HOME`` is created only where its parent folder exists.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import uuid
 from typing import TYPE_CHECKING, Final
+
+from . import _files
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -23,16 +25,18 @@ MAX_SOURCE_BYTES: Final = 128
 
 
 def _read(path: Path) -> str:
-    """The stored id; `OSError` if unreadable, `ValueError` if not one UUID."""
-    with path.open("rb") as file:
-        raw = file.read(MAX_SOURCE_BYTES + 1)
-    if len(raw) > MAX_SOURCE_BYTES:
-        raise ValueError("source file too large")
+    """The stored id.
+
+    Raises `FileNotFoundError` if missing, `ValueError` if a file of ours holds
+    something else than one UUID (it may be replaced), and `OSError` (`_files.NotOursError`
+    among them) for anything that must be left alone.
+    """
+    raw = _files.read_regular(path, MAX_SOURCE_BYTES)
     return str(uuid.UUID(raw.decode().strip()))
 
 
 def read_source(path: Path | None) -> str | None:
-    """The stored id, or ``None`` if there is no valid one (never raises)."""
+    """The stored id, or ``None`` if there is no valid one (never raises, never blocks)."""
     if path is None:
         return None
     try:
@@ -44,23 +48,18 @@ def read_source(path: Path | None) -> str | None:
 def _write_new(path: Path) -> str:
     """Store a new id unless another process just did; the id in the file wins."""
     new_id = str(uuid.uuid4())
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=".source-", dir=path.parent)  # mode 0600
+    if not _files.make_home(path.parent):
+        return new_id  # a home that cannot be made: this process's id only
+    data = (new_id + "\n").encode()
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(new_id + "\n")
+        _files.publish(path, data, replace=False)
+    except FileExistsError:
         try:
-            os.link(temp_name, path)
-        except FileExistsError:
-            existing = read_source(path)
-            if existing is not None:
-                return existing
-            os.replace(temp_name, path)  # a corrupt file is replaced
-        except OSError:  # no hard links on this file system
-            os.replace(temp_name, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
+            return _read(path)
+        except ValueError:  # a corrupt file of ours is replaced
+            _files.publish(path, data, replace=True)
+        except OSError:  # vanished or not ours: keep the fresh id, touch nothing
+            return new_id
     return new_id
 
 
@@ -74,12 +73,12 @@ def source_id(path: Path | None, *, create: bool) -> str | None:
         return str(uuid.uuid4()) if create else None
     try:
         return _read(path)
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         pass  # missing (or a home that is a file): create it
     except ValueError:
         pass  # empty, corrupt or huge: replace it
     except OSError:
-        return str(uuid.uuid4()) if create else None  # unreadable: leave it alone
+        return str(uuid.uuid4()) if create else None  # not ours or unreadable: leave it
     if not create:
         return None
     try:

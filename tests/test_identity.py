@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from flwr_datasets_telemetry._identity import MAX_SOURCE_BYTES, read_source, source_id
+
+SOURCE = "0b9ef7a2-1c5c-4f61-9d5e-8c1f3c2a9b10"
 
 
 def is_uuid(value: str | None) -> bool:
@@ -80,3 +84,59 @@ def test_processes_starting_together_agree_on_one_id(home: Path) -> None:
         thread.join()
     assert len(set(results)) == 1
     assert read_source(home / "source") == results[0]
+
+
+def _within(seconds: float, function: Callable[[], str | None]) -> str | None:
+    """``function()``, failing the test (instead of hanging it) if it blocks."""
+    result: list[str | None] = []
+    thread = threading.Thread(target=lambda: result.append(function()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert result, f"blocked for more than {seconds} s"
+    return result[0]
+
+
+def test_a_fifo_in_place_of_the_source_never_blocks_and_is_left_alone(home: Path) -> None:
+    home.mkdir()
+    os.mkfifo(home / "source")
+    assert _within(5, lambda: read_source(home / "source")) is None
+    assert is_uuid(_within(5, lambda: source_id(home / "source", create=True)))
+    assert stat.S_ISFIFO((home / "source").lstat().st_mode)
+
+
+def test_a_symlinked_source_is_never_followed(home: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "someone-elses-id"
+    outside.write_text(SOURCE + "\n")
+    home.mkdir()
+    (home / "source").symlink_to(outside)
+    assert read_source(home / "source") is None
+    fresh = source_id(home / "source", create=True)
+    assert fresh != SOURCE
+    assert is_uuid(fresh)
+    assert outside.read_text() == SOURCE + "\n"
+    assert (home / "source").is_symlink()
+
+
+def test_a_dangling_symlink_creates_nothing_where_it_points(home: Path, tmp_path: Path) -> None:
+    home.mkdir()
+    (home / "source").symlink_to(tmp_path / "outside")
+    assert is_uuid(source_id(home / "source", create=True))
+    assert not (tmp_path / "outside").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs chown")
+def test_another_users_source_is_neither_read_nor_replaced(home: Path) -> None:
+    # `sudo` keeping HOME: root must not take over (or lock the user out of) their id.
+    home.mkdir()
+    (home / "source").write_text(SOURCE + "\n")
+    os.chown(home / "source", 12345, 12345)
+    assert read_source(home / "source") is None
+    assert source_id(home / "source", create=True) != SOURCE
+    assert (home / "source").stat().st_uid == 12345
+    assert (home / "source").read_text() == SOURCE + "\n"
+
+
+def test_a_home_whose_parent_is_missing_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-user" / ".flwr"
+    assert is_uuid(source_id(missing / "source", create=True))
+    assert not (tmp_path / "no-such-user").exists()

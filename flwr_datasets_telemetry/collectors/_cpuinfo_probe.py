@@ -1,20 +1,19 @@
-"""Child process: run py-cpuinfo with a time bound, cache and print its few facts.
+"""Detached worker: run py-cpuinfo with a time bound and cache its few facts.
 
-Started by the ``hardware`` collector as ``python -m
-flwr_datasets_telemetry.collectors._cpuinfo_probe [CACHE KEY]``. It writes the cache
-itself, so a host that exits before the answer arrives still spares the next process
-on this machine the second that py-cpuinfo costs. It inherits the machine lock's file
-descriptor: the lock is held until this process ends.
+Started by the ``hardware`` collector through `_spawn` (isolated from the working
+folder, idle priority, out of the host's sight) with ``CACHE KEY`` as arguments. It
+inherits the machine lock's descriptor and holds the lock until it ends, so waiting
+processes know both that a probe runs and when it has finished. py-cpuinfo runs in a
+child of its own, isolated the same way, killed after `CPUINFO_TIMEOUT`. The answer is
+published atomically in the cache, where the host (or the next process on this
+machine, if the host has exited) reads it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,38 +33,26 @@ def pick(info: dict[str, Any]) -> dict[str, Any]:
 
 def write_cache(path: Path, key: str, facts: dict[str, Any]) -> None:
     """Atomically replace ``path`` with ``facts`` for machine ``key``."""
-    fd, temp = tempfile.mkstemp(prefix=".hardware-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as file:
-            json.dump({"machine": key, "facts": facts}, file)
-        os.replace(temp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+    from .._files import publish
+
+    publish(path, json.dumps({"machine": key, "facts": facts}).encode(), replace=True)
 
 
 def main(argv: list[str]) -> int:
+    from .._spawn import run_isolated
+
+    output = run_isolated("cpuinfo", ["--json"], CPUINFO_TIMEOUT)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "cpuinfo", "--json"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=CPUINFO_TIMEOUT,
-            check=True,
-        )
-        info = json.loads(done.stdout)
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return 1
+        info = json.loads(output) if output is not None else None
+    except ValueError:
+        info = None
     if not isinstance(info, dict):
         return 1
     facts = pick(info)
-    if argv:
+    if len(argv) == 2:  # noqa: PLR2004 - CACHE KEY
         cache, key = argv
         with contextlib.suppress(OSError):
             write_cache(Path(cache), key, facts)
-    with contextlib.suppress(OSError):
-        sys.stdout.write(json.dumps(facts))
-        sys.stdout.flush()
     return 0
 
 

@@ -1,15 +1,21 @@
 """Collector ``hardware``: CPU count and memory, plus CPU facts from py-cpuinfo.
 
 Lands in ``context.hw``. py-cpuinfo is slow (about a second), runs subprocesses even
-on import and has hung on some systems, so it never runs in this process: the
-`_cpuinfo_probe` child runs it, bounded, at most once per process. Its facts are
-cached per machine and boot in ``<home>/telemetry/hardware.json``, written by the
-probe itself. An exclusive ``flock`` on ``hardware.lock``, handed to the probe, makes
-the first process on a machine the only one to start a probe; the others wait for its
-answer — a hundred workers start one cpuinfo, not a hundred. Waiting stops as soon as
-the interpreter starts to exit, and the event goes out with the standard-library
-facts only; so it does whenever anything fails. Nothing is cached (and no lock file
-created) while telemetry is disabled.
+on import and has hung on some systems, so it never runs in this process: a detached
+`_cpuinfo_probe` worker runs it (see `_spawn`: isolated from the working folder, at
+idle priority, never a child the host's ``os.wait()`` can see), at most once per
+process. Its facts are cached per machine and boot in
+``<home>/telemetry/hardware.json``, written by the probe itself. An exclusive
+``flock`` on ``hardware.lock``, handed to the probe and held until it ends, makes the
+first process on a machine the only one to start a probe; the others wait for the
+cache, and everyone stops waiting once the lock is free again (the probe has ended,
+answer or not) — a hundred workers start one cpuinfo, not a hundred.
+
+A warm cache is always read, even during interpreter exit; only the *waiting* stops
+when exit begins (a short program still starts the probe, for the next one). Without
+a ``home`` (disabled with logging on, or no home folder) nothing is started and the
+event carries the standard-library facts only; so it does whenever anything fails.
+A preview (``dry_run``) reads the cache and nothing else.
 """
 
 from __future__ import annotations
@@ -19,15 +25,16 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from .. import _runtime
+from .. import _files, _runtime, _spawn
 from ..hookspecs import hookimpl
 from ._cpuinfo_probe import CPUINFO_TIMEOUT
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 if sys.platform != "win32":
     import fcntl  # imported here, not in the sender's first event: see `_runtime`
@@ -35,6 +42,9 @@ if sys.platform != "win32":
 #: How long the sender waits for CPU facts (its own probe's or another process's).
 WAIT: Final = CPUINFO_TIMEOUT + 1.0
 POLL: Final = 0.05
+#: A cache file is a few hundred bytes; anything bigger is not ours to parse.
+MAX_CACHE_BYTES: Final = 4096
+PROBE: Final = "flwr_datasets_telemetry.collectors._cpuinfo_probe"
 _CPU_KEYS: Final = ("cpu_brand", "cpu_arch", "cpu_bits", "cpu_hz_advertised")
 
 #: In-process memory: survives ``os.fork``, so children never ask again.
@@ -53,17 +63,21 @@ def basic_facts() -> dict[str, Any]:
 def machine_key() -> str:
     """Identifies this machine and boot in the cache, hashed: never sent."""
     boot = ""
-    with contextlib.suppress(OSError):
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open("/proc/sys/kernel/random/boot_id", "rb") as file,  # the kernel's, not ours
+    ):
+        boot = file.read(64).decode().strip()
     raw = "|".join((platform.node(), platform.machine(), str(os.cpu_count()), boot))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 def read_cache(path: Path, key: str) -> dict[str, Any] | None:
+    """The cached CPU facts for machine ``key``; ``None`` if absent, foreign or corrupt."""
+    raw = _files.read_or_none(path, MAX_CACHE_BYTES)
     try:
-        with path.open("rb") as file:
-            cached = json.loads(file.read(4096))
-    except (OSError, ValueError):
+        cached = json.loads(raw) if raw is not None else None
+    except ValueError:
         return None
     if not isinstance(cached, dict) or cached.get("machine") != key:
         return None
@@ -71,88 +85,94 @@ def read_cache(path: Path, key: str) -> dict[str, Any] | None:
     return {k: facts.get(k) for k in _CPU_KEYS} if isinstance(facts, dict) else None
 
 
-def _start_probe(arguments: list[str], lock_fd: int | None) -> subprocess.Popen[bytes] | None:
-    executable = os.path.basename(sys.executable or "").lower()
-    if not executable.startswith(("python", "pypy")):
-        return None  # an embedded interpreter: sys.executable is not a Python to run
-    module = "flwr_datasets_telemetry.collectors._cpuinfo_probe"
-    try:
-        return subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [sys.executable, "-m", module, *arguments],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            pass_fds=() if lock_fd is None else (lock_fd,),
-        )
-    except OSError:
-        return None
+#: `_lock` answers: we hold it (with an fd), a probe holds it, no lock is possible here
+#: (no ``flock``: every process may start its own probe), or something not ours is in
+#: its place (then no probe at all).
+MINE, BUSY, UNLOCKED, UNUSABLE = "mine", "busy", "unlocked", "unusable"
 
 
-def _try_lock(path: Path) -> tuple[bool, int | None]:
-    """``(owned, fd)``: whether this process may start the probe, and the lock's fd."""
-    if sys.platform == "win32":  # no flock: every process starts its own probe
-        return True, None
+def _lock(path: Path) -> tuple[str, int | None]:
+    """The machine lock's state, and our fd when it is `MINE`."""
+    if sys.platform == "win32":
+        return UNLOCKED, None
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        return True, None
+        fd = _files.open_lock(path)
+    except OSError:  # a FIFO, a symlink, a folder in its place
+        return UNUSABLE, None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         os.close(fd)
-        return False, None
-    return True, fd
+        return BUSY, None
+    except OSError:  # ENOLCK, EOPNOTSUPP: a file system without locks
+        os.close(fd)
+        return UNLOCKED, None
+    return MINE, fd
 
 
-def _probe_answer(probe: subprocess.Popen[bytes]) -> dict[str, Any] | None:
-    if probe.stdout is None:
-        return None
-    try:
-        facts = json.loads(probe.stdout.read())
-    except (OSError, ValueError):
-        return None
-    return {k: facts.get(k) for k in _CPU_KEYS} if isinstance(facts, dict) else None
+def _wait_for_cache(cache: Path, lock: Path, key: str) -> dict[str, Any] | None:
+    """Poll the cache until it answers, the probe ends, time runs out or exit begins."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and not _runtime.exiting:
+        time.sleep(POLL)
+        _spawn.reap()
+        facts = read_cache(cache, key)
+        if facts is not None:
+            return facts
+        state, fd = _lock(lock)
+        if fd is not None:
+            os.close(fd)
+        if state == MINE:  # the probe has ended: its answer, or none
+            return read_cache(cache, key)
+    return None
 
 
-def cpu_facts(home: Path | None) -> dict[str, Any] | None:
+def cpu_facts(home: Path | None, *, dry_run: bool = False) -> dict[str, Any] | None:
     """CPU facts, from memory, the machine cache, or one probe; waits at most `WAIT`."""
     if "cpu" in _memory:
         return _memory["cpu"] or None
-    cache = lock = None
+    if home is None:
+        return None  # no cache allowed: a probe per process would cost a second each
     key = machine_key()
-    if home is not None:
-        folder = home / "telemetry"
-        cache, lock = folder / "hardware.json", folder / "hardware.lock"
-        with contextlib.suppress(OSError):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    probe: subprocess.Popen[bytes] | None = None
-    facts: dict[str, Any] | None = None
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline and not _runtime.exiting:
-        if probe is not None:
-            if probe.poll() is not None:  # our own probe: wait for it, and reap it
-                facts = _probe_answer(probe)
-                break
-        else:
-            facts = read_cache(cache, key) if cache is not None else None
-            if facts is not None:
-                break
-            owned, fd = _try_lock(lock) if lock is not None else (True, None)
-            if owned:
-                arguments = [str(cache), key] if cache is not None else []
-                probe = _start_probe(arguments, fd)
-                if fd is not None:
-                    os.close(fd)  # the probe holds the lock until it ends
-                if probe is None:
-                    break
-        time.sleep(POLL)
+    facts = read_cache(home / "telemetry" / "hardware.json", key)  # even during exit
+    if dry_run:
+        return facts  # a preview reads; it starts, creates and remembers nothing
+    if facts is None:
+        facts = _probe(home, key)
     _memory["cpu"] = facts or {}  # asked at most once per process, answer or not
     return facts
 
 
+def _probe(home: Path, key: str) -> dict[str, Any] | None:
+    """Start the machine's probe unless one runs, then wait for the cache."""
+    folder = _files.make_folder(home, "telemetry")
+    if folder is None:
+        return None
+    cache, lock = folder / "hardware.json", folder / "hardware.lock"
+    deadline = time.monotonic() + WAIT
+    while _spawn.host_is_waiting():  # its os.wait() would take our intermediate
+        if _runtime.exiting or time.monotonic() >= deadline:
+            return read_cache(cache, key)
+        time.sleep(POLL)
+    state, fd = _lock(lock)
+    try:
+        if state == UNUSABLE:
+            return None
+        if state != BUSY:
+            facts = read_cache(cache, key)  # a probe may have finished since we looked
+            if facts is not None:
+                return facts
+            arguments = [os.path.abspath(cache), key]
+            if not _spawn.start_detached(PROBE, arguments, pass_fds=() if fd is None else (fd,)):
+                return None
+    finally:
+        if fd is not None:
+            os.close(fd)  # from now on the probe alone holds the lock
+    return _wait_for_cache(cache, lock, key)
+
+
 @hookimpl
-def telemetry_collect(home: Path | None) -> dict[str, Any]:
+def telemetry_collect(home: Path | None, dry_run: bool) -> dict[str, Any]:
     facts = basic_facts()
-    facts.update(cpu_facts(home) or {})
+    facts.update(cpu_facts(home, dry_run=dry_run) or {})
     return facts
