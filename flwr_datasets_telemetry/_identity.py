@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 from . import _files
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 #: A valid file is one UUID; anything longer is not ours to read whole.
@@ -45,8 +46,11 @@ def read_source(path: Path | None) -> str | None:
         return None
 
 
-def _write_new(path: Path) -> str:
-    """Store a new id unless another process just did; the id in the file wins."""
+def _write_new(path: Path, on_created: Callable[[str], None] | None = None) -> str:
+    """Store a new id unless another process just did; the id in the file wins.
+
+    ``on_created`` runs in the one process whose id was stored (the one-time notice).
+    """
     new_id = str(uuid.uuid4())
     if not _files.make_home(path.parent):
         return new_id  # a home that cannot be made: this process's id only
@@ -60,10 +64,14 @@ def _write_new(path: Path) -> str:
             _files.publish(path, data, replace=True)
         except OSError:  # vanished or not ours: keep the fresh id, touch nothing
             return new_id
+    if on_created is not None:
+        on_created(new_id)
     return new_id
 
 
-def source_id(path: Path | None, *, create: bool) -> str | None:
+def source_id(
+    path: Path | None, *, create: bool, on_created: Callable[[str], None] | None = None
+) -> str | None:
     """The id to send: the stored one, else a new one (stored if ``create``).
 
     Without ``create`` (telemetry disabled, or a preview), a missing id stays missing
@@ -82,6 +90,6 @@ def source_id(path: Path | None, *, create: bool) -> str | None:
     if not create:
         return None
     try:
-        return _write_new(path)
+        return _write_new(path, on_created)
     except (OSError, ValueError):  # unwritable: a fresh id for this process only
         return str(uuid.uuid4())

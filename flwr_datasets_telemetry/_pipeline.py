@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _choice, _delivery, _log, _runtime
+from . import _choice, _delivery, _log, _notice, _runtime
 from ._identity import source_id
 from ._payload import assemble, dumps
 from ._plugins import Plugins, load_plugins
@@ -107,7 +107,10 @@ class Pipeline:
 
     def source(self) -> str | None:
         if self._source is None:
-            self._source = source_id(self.config.source_file, create=self.writable)
+            notice = None if self.config.local_only or self.config.in_process else _notice.show
+            self._source = source_id(
+                self.config.source_file, create=self.writable, on_created=notice
+            )
         return self._source
 
     def build(self, call: TrackedCall, notes: list[str] | None = None) -> dict[str, Any]:

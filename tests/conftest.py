@@ -38,6 +38,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.upper().startswith(_STRIPPED):
             monkeypatch.delenv(name)
     monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr-home"))
+    # A CI, as far as the one-time notice knows: children print nothing unasked.
+    # (tests/test_notice.py clears it.)
+    monkeypatch.setenv("CI", "true")
     # The machine's own setting (if any) must not decide the tests.
     monkeypatch.setenv("FLWR_TELEMETRY_MACHINE_CONFIG", str(tmp_path / "machine.conf"))
     monkeypatch.setenv("FLWR_TELEMETRY_ENDPOINT", refused_url())
