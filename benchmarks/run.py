@@ -85,7 +85,7 @@ def passthrough(*args, **kwargs):
 tracked = t.track("bench")(work)
 tracked("train")
 t.flush(10)
-active = _runtime.current
+active = _runtime.STATE.current
 counter = iter(range(10**9))
 
 def run_passthrough(n):
@@ -93,10 +93,10 @@ def run_passthrough(n):
         passthrough("train")
 
 def run_disabled(n):
-    _runtime.current = None
+    _runtime.STATE.current = None
     for _ in range(n):
         tracked("train")
-    _runtime.current = active
+    _runtime.STATE.current = active
 
 def run_repeated(n):
     for _ in range(n):
@@ -110,8 +110,17 @@ def run_distinct_baseline(n):
     for _ in range(n):
         passthrough(str(next(counter)))
 
+from flwr_datasets_telemetry import compat
+fds_details = {{"federated_dataset_id": 1, "dataset_name": "mnist", "split": "train",
+               "partitioner": "IidPartitioner", "num_partitions": 10}}
+
+def run_compat(n):  # a load_partition event as flwr-datasets 0.6 sends it, repeated
+    for _ in range(n):
+        compat.event(compat.EventType.LOAD_PARTITION_CALLED, fds_details)
+
 loops = {{"passthrough": run_passthrough, "disabled": run_disabled, "repeated": run_repeated,
-          "distinct": run_distinct, "distinct_baseline": run_distinct_baseline}}
+          "distinct": run_distinct, "distinct_baseline": run_distinct_baseline,
+          "compat": run_compat}}
 try:
     os.environ["FLWR_TELEMETRY_ENABLED"] = "1"
     from flwr_datasets.common import telemetry as flwr_telemetry
@@ -183,6 +192,12 @@ def caller_rows(quick: bool, endpoint: Endpoint, home: Path) -> list[Row]:
                 None,
             )
         )
+    ours, theirs = r["compat"], r.get("flwr")
+    rows.append(  # the drop-in for flwr-datasets' module, against its event() above
+        ratio_row("  compat.event(), repeated", ours, theirs, "flwr-datasets event()", None)
+        if theirs
+        else ratio_row("  compat.event(), repeated", ours, base, "pass-through", None)
+    )
     return rows
 
 
@@ -313,8 +328,8 @@ def exit_rows(quick: bool, hole: BlackHole) -> list[Row]:
                 f"{seconds:.2f} s",
                 f"{bare:.2f} s bare start",
                 f"+{extra:.2f} s",
-                "<= +1 s",
-                extra <= 1.0,
+                "<= +0.05 s",
+                extra <= 0.05,  # issue 10's goal
             )
         )
     cap = 10 if quick else 70
@@ -348,6 +363,7 @@ def same(split):
     return split
 for _ in range(1000):
     same("train")
+t.flush(20)  # until the uploader is done: delivery happens outside this process
 """
 
 
@@ -405,7 +421,7 @@ def cpu():
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 start = cpu()
-hardware.telemetry_collect(home=Path({home!r}))
+hardware.telemetry_collect(home=Path({home!r}), dry_run=False)
 print(json.dumps(cpu() - start))
 """
 
@@ -431,6 +447,31 @@ def hardware_rows(home: Path) -> list[Row]:
             second <= 0.010,
         ),
     ]
+
+
+ENVIRONMENT = """
+import json, time
+import flwr_datasets_telemetry.hookspecs  # pluggy: loaded by the package before any collector
+start = time.perf_counter()
+from flwr_datasets_telemetry.collectors import environment
+environment.telemetry_collect()
+print(json.dumps(time.perf_counter() - start))
+"""
+
+
+def environment_row(quick: bool) -> Row:
+    """Import and first (uncached) call of the environment collector, in a fresh process."""
+    repeats = 5 if quick else 21
+    run_python(ENVIRONMENT, {})  # warm-up: bytecode
+    cost = statistics.median(json.loads(run_python(ENVIRONMENT, {}).stdout) for _ in range(repeats))
+    return Row(
+        "environment facts, import + 1st call per process",
+        f"{cost * 1000:.2f} ms",
+        "",
+        "",
+        "<= 2 ms",
+        cost <= 0.002,
+    )
 
 
 def print_table(rows: list[Row]) -> None:
@@ -468,7 +509,7 @@ def main() -> int:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     endpoint, hole = Endpoint(), BlackHole()
     rows: list[Row] = []
-    with TemporaryDirectory() as folder:
+    with TemporaryDirectory(ignore_cleanup_errors=True) as folder:  # uploaders may still write
         os.environ["FLWR_HOME"] = str(Path(folder) / "flwr")
         try:
             rows += caller_rows(args.quick, endpoint, Path(folder))
@@ -479,6 +520,7 @@ def main() -> int:
             rows.append(posts_row(endpoint))
             rows.append(memory_row(args.quick, hole))
             rows += hardware_rows(Path(folder) / "hardware-home")
+            rows.append(environment_row(args.quick))
         finally:
             endpoint.close()
             hole.close()

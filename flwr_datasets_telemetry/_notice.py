@@ -3,7 +3,7 @@ event, so that nobody learns about telemetry only by reading the docs.
 
 Shown by the one process that stores a new source id (two processes starting together
 agree on one id, and only the one whose id was stored prints). Never when telemetry is
-off or local-only, never in CI (see `environment.CI_VARIABLES`), and it is the only
+off or local-only, never in CI (see `_ci.CI_VARIABLES`), and it is the only
 thing ever printed without ``FLWR_TELEMETRY_LOGGING=1``.
 """
 
@@ -23,7 +23,7 @@ flwr-datasets-telemetry: Flower Datasets sends anonymous usage events (no names,
 def in_ci() -> bool:
     """Whether a CI is detected, by the same table the ``environment`` collector uses."""
     try:
-        from .collectors.environment import ci_name
+        from ._ci import ci_name
 
         return ci_name() is not False
     except Exception:

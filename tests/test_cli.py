@@ -381,12 +381,18 @@ def test_forget_prints_then_deletes_only_the_source_file(stored_source: Path) ->
         "source": None,
         "file": str(stored_source),
         "deleted": False,
+        "events_deleted": {"waiting": 0, "recorded": 0},
     }
 
 
 def test_forget_json(stored_source: Path) -> None:
     run = cli("--json", "forget")
-    assert json.loads(run.stdout) == {"source": SOURCE, "file": str(stored_source), "deleted": True}
+    assert json.loads(run.stdout) == {
+        "source": SOURCE,
+        "file": str(stored_source),
+        "deleted": True,
+        "events_deleted": {"waiting": 0, "recorded": 0},
+    }
 
 
 def test_forget_failure_is_one_line_and_exit_code_one(home: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from jsonschema import ValidationError
 
-from flwr_datasets_telemetry import _payload, track
+from flwr_datasets_telemetry import _ci, _payload, track
 from flwr_datasets_telemetry.collectors import environment
 from flwr_datasets_telemetry.testing import CapturedEvents
 
@@ -27,8 +27,8 @@ from .servers import Endpoint
 
 #: Every variable the collector looks at.
 VARIABLES = (
-    *(name for name, _ in environment.CI_VARIABLES),
-    environment.GENERIC_CI,
+    *(name for name, _ in _ci.CI_VARIABLES),
+    _ci.GENERIC_CI,
     *environment.COLAB_VARIABLES,
     environment.KAGGLE_VARIABLE,
     environment.KUBERNETES_VARIABLE,
@@ -75,7 +75,7 @@ def test_a_plain_process_reports_nothing_special(root: Path) -> None:
 # -- ci -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("variable", "name"), environment.CI_VARIABLES)
+@pytest.mark.parametrize(("variable", "name"), _ci.CI_VARIABLES)
 def test_each_ci_service_is_named_by_its_own_variable(
     root: Path, monkeypatch: pytest.MonkeyPatch, variable: str, name: str
 ) -> None:

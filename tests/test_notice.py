@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flwr_datasets_telemetry import _notice
-from flwr_datasets_telemetry.collectors.environment import CI_VARIABLES, GENERIC_CI
+from flwr_datasets_telemetry._ci import CI_VARIABLES, GENERIC_CI
 
 from .helpers import run_python
 from .servers import Endpoint

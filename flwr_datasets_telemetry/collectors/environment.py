@@ -16,7 +16,7 @@ its field ``null``.
 =================  ===============================================================
 field              decided by (first match wins)
 =================  ===============================================================
-``ci``             `CI_VARIABLES`; else ``CI`` set: ``"unknown"``; else ``false``
+``ci``             `_ci.CI_VARIABLES`; else ``CI`` set: ``"unknown"``; else ``false``
 ``notebook``       ``google.colab`` imported or a `COLAB_VARIABLES` one set:
                    ``"colab"``; ``KAGGLE_KERNEL_RUN_TYPE`` set: ``"kaggle"``;
                    ``ipykernel`` imported (an IPython kernel runs): ``"jupyter"``
@@ -39,6 +39,7 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
+from .._ci import ci_name, is_set
 from ..hookspecs import hookimpl
 
 #: The file-system root the markers are looked up under; tests point it elsewhere.
@@ -46,18 +47,6 @@ ROOT: Path = Path("/")
 #: Whether the Linux-only markers (``/.dockerenv``, ``/proc``) mean anything here.
 LINUX: bool = sys.platform.startswith("linux")
 
-#: ``(variable, CI name)``: each service's own marker, as it documents it.
-CI_VARIABLES: Final = (
-    ("GITHUB_ACTIONS", "github_actions"),
-    ("GITLAB_CI", "gitlab_ci"),
-    ("BUILDKITE", "buildkite"),
-    ("CIRCLECI", "circleci"),
-    ("JENKINS_URL", "jenkins"),
-    ("TF_BUILD", "azure_pipelines"),
-    ("TRAVIS", "travis"),
-)
-#: Set by most CI services (and by hand in others): a CI we cannot name.
-GENERIC_CI: Final = "CI"
 COLAB_VARIABLES: Final = ("COLAB_RELEASE_TAG", "COLAB_BACKEND_VERSION", "COLAB_GPU")
 KAGGLE_VARIABLE: Final = "KAGGLE_KERNEL_RUN_TYPE"
 KUBERNETES_VARIABLE: Final = "KUBERNETES_SERVICE_HOST"
@@ -71,25 +60,9 @@ SCHEDULER_VARIABLES: Final = (
 #: Directory entries looked at in the NVIDIA driver's folder: a bound, not a guess.
 MAX_GPU_ENTRIES: Final = 256
 
-_OFF: Final = frozenset({"", "0", "false", "no", "off"})
-
-
-def is_set(name: str) -> bool:
-    """Whether variable ``name`` is set to something other than empty or a "no"."""
-    value = os.environ.get(name)
-    return value is not None and value.strip().lower() not in _OFF
-
-
 def imported(module: str) -> bool:
     """Whether ``module`` is imported (``None`` in sys.modules blocks an import)."""
     return sys.modules.get(module) is not None
-
-
-def ci_name() -> str | bool:
-    for variable, name in CI_VARIABLES:
-        if is_set(variable):
-            return name
-    return "unknown" if is_set(GENERIC_CI) else False
 
 
 def notebook_kind() -> str | None:
