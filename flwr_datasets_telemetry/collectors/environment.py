@@ -60,6 +60,7 @@ SCHEDULER_VARIABLES: Final = (
 #: Directory entries looked at in the NVIDIA driver's folder: a bound, not a guess.
 MAX_GPU_ENTRIES: Final = 256
 
+
 def imported(module: str) -> bool:
     """Whether ``module`` is imported (``None`` in sys.modules blocks an import)."""
     return sys.modules.get(module) is not None
