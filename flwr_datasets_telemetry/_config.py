@@ -16,6 +16,17 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 DEFAULT_ENDPOINT = "https://telemetry.flower.ai/api/v1/event"
+
+
+def _working_folder() -> str:
+    try:
+        return os.getcwd()
+    except OSError:
+        return os.sep
+
+
+#: The working folder when the package was imported: children never import from it.
+STARTED_IN = _working_folder()
 #: Seconds pending events may hold up exit; with interpreter shutdown, under a second.
 DEFAULT_EXIT_TIMEOUT = 0.8
 MAX_EXIT_TIMEOUT = 30.0
@@ -107,7 +118,9 @@ def _flag(raw: str | None) -> bool | None:
 def _home(environ: Mapping[str, str]) -> str | None:
     raw = environ.get("FLWR_HOME", "").strip() or os.path.join("~", ".flwr")
     home = os.path.expanduser(raw)
-    return None if home.startswith("~") else home  # no home folder to expand to
+    if home.startswith("~"):
+        return None  # no home folder to expand to
+    return os.path.abspath(home)  # the same folder after a chdir, and in the uploader
 
 
 def _valid_endpoint(url: str) -> bool:

@@ -24,6 +24,7 @@ import errno
 import json
 import os
 import re
+import socket
 import stat
 import sys
 import time
@@ -280,17 +281,44 @@ def _announce_start(telemetry: int) -> bool:
                 dir_fd=telemetry,
             )
         except FileExistsError:
-            try:
-                info = os.stat(STARTING, dir_fd=telemetry, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if abs(time.time() - info.st_mtime) < START_GRACE:
+            if _starting(telemetry):
                 return False
             with contextlib.suppress(OSError):
                 os.unlink(STARTING, dir_fd=telemetry)
             continue
+        with contextlib.suppress(OSError):
+            os.write(fd, _starter().encode())
         os.close(fd)
         return True
+    return False
+
+
+def _starter() -> str:
+    """Who announced a start: ``pid@host`` (the host name stays in this file, unsent)."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _starter_gone(telemetry: int) -> bool:
+    """Whether the announcing process, on this machine, no longer exists (it was
+    killed between announcing and starting: nobody else should wait for it)."""
+    try:
+        fd = os.open(STARTING, os.O_RDONLY | _FILE_FLAGS, dir_fd=telemetry)
+    except OSError:
+        return False
+    try:
+        pid, _, host = os.read(fd, 256).decode("ascii", "replace").partition("@")
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    if host != socket.gethostname() or not pid.isdecimal():
+        return False  # another machine's (a shared home): only the grace period tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
     return False
 
 
@@ -300,7 +328,7 @@ def _starting(telemetry: int) -> bool:
         info = os.stat(STARTING, dir_fd=telemetry, follow_symlinks=False)
     except OSError:
         return False
-    return abs(time.time() - info.st_mtime) < START_GRACE
+    return abs(time.time() - info.st_mtime) < START_GRACE and not _starter_gone(telemetry)
 
 
 def clear_start(telemetry: int) -> None:
@@ -410,13 +438,16 @@ def retract(home: str | None, names: list[str]) -> int:
     taken = 0
     if home is None or not names:
         return taken
+    batch = list(names)  # the sender may append meanwhile: only these are dealt with
     try:
         with _outbox.opened(home) as (_, outbox):
-            for name in names:
+            for name in batch:
                 taken += _outbox.unlink(outbox, name)
     except Exception:
         pass
-    names.clear()
+    for name in batch:
+        with contextlib.suppress(ValueError):
+            names.remove(name)
     return taken
 
 
@@ -453,5 +484,7 @@ def await_delivery(home: str | None, pending: list[tuple[str, bytes]], timeout: 
         done = all(outcomes.get(body, "").startswith("delivered") for _, body in pending)
     except Exception:
         return False
-    del pending[:]
+    for item in [item for item in pending if item[0] not in present]:
+        with contextlib.suppress(ValueError):
+            pending.remove(item)  # only those this call saw done; later ones stay
     return done

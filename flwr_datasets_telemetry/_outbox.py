@@ -203,7 +203,7 @@ def _encode(endpoint: str, body: bytes, when: float, outcome: str | None = None)
     return MAGIC + json.dumps(header, separators=(",", ":")).encode() + b"\n" + body
 
 
-def _decode(name: str, data: bytes | None) -> Entry | None:
+def decode(name: str, data: bytes | None) -> Entry | None:
     """The entry in ``data``, or ``None`` if it is not a whole file of ours."""
     if data is None or not data.startswith(MAGIC):
         return None
@@ -334,6 +334,18 @@ def _trim(outbox: int, found: list[str], now: float, drops: dict[str, int]) -> N
 # -- the uploader's side ---------------------------------------------------------------
 
 
+def discard_waiting(home: str | None) -> int:
+    """Delete the events not sent yet (an opt-out by command); how many. Never raises."""
+    if home is None:
+        return 0
+    try:
+        with _folder(home, "telemetry", "outbox", create=False) as outbox:
+            found = [n for n in _names(outbox) if _EVENT.fullmatch(n) or _CLAIMED.fullmatch(n)]
+            return sum(unlink(outbox, name) for name in found)
+    except OSError:
+        return 0
+
+
 def names(outbox: int) -> set[str]:
     """Every name in the outbox folder (waiting and claimed events, temporary files)."""
     return set(_names(outbox))
@@ -346,7 +358,7 @@ def waiting_names(outbox: int) -> list[str]:
 
 def read(outbox: int, name: str) -> Entry | None:
     """The event in ``name``, or ``None`` if it is gone, not ours, or not whole."""
-    return _decode(name, read_regular(outbox, name, MAX_ENTRY))
+    return decode(name, read_regular(outbox, name, MAX_ENTRY))
 
 
 def claim(outbox: int, name: str, token: str, now: float | None = None) -> str | None:
@@ -445,7 +457,7 @@ def records(home: str | None, limit: int = RECORD_EVENTS) -> list[Entry]:
     try:
         with _folder(home, "telemetry", "record", create=False) as folder:
             names = sorted(n for n in _names(folder) if _RECORD.fullmatch(n))[-limit:]
-            found = (_decode(n, read_regular(folder, n, MAX_ENTRY + 1024)) for n in names)
+            found = (decode(n, read_regular(folder, n, MAX_ENTRY + 1024)) for n in names)
             return [entry for entry in found if entry is not None]
     except OSError:
         return []

@@ -138,6 +138,7 @@ class Pipeline:
         if reason is None:
             return True
         self.decision = Decision(False, f"by {reason}", self.decision.sources)
+        self.writable = False  # no id, notice, cache or probe from now on
         _log.log(f"telemetry turned off by {reason}: events not yet sent are dropped")
         self.retract()
         if not self.config.logging:
@@ -172,6 +173,9 @@ class Pipeline:
                 self.config, body, endpoint, self._handed_over, self._with_uploader
             )
             if outcome is not None:
+                if _runtime.STATE.disabled_by:  # `disable()` came while handing over
+                    self.retract()
+                    return True
                 _log.log(f"event {event_type}: {outcome}")
                 del self._handed_over[: -_delivery.MAX_RETRACTABLE]
                 del self._with_uploader[: -_delivery.MAX_RETRACTABLE]

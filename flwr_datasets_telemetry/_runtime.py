@@ -158,9 +158,11 @@ class Runtime:
         if not self._lock.acquire(True, min(timeout, _MAX_WAIT)):
             return False
         try:
-            if not self._sending and self._queue and not self._closing:
-                self._start()  # an event whose caller could not take the lock
-            while (self._queue or self._busy) and self._cond is not None:
+            while True:
+                if not self._sending and self._queue and not self._closing:
+                    self._start()  # an event whose caller could not take the lock
+                if not (self._queue or self._busy) or self._cond is None:
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -180,6 +182,8 @@ class Runtime:
             self._exit_deadline = time.monotonic() + self.config.exit_timeout
         self.flush(self._exit_deadline - time.monotonic(), delivered=False)  # no network wait
         dropped = self.close()
+        if self._pipeline is not None:  # an opt-out since the last event: take them back
+            self._pipeline.still_enabled()
         if dropped:
             _report(
                 f"{dropped} event(s) dropped at exit: the exit budget "

@@ -101,7 +101,9 @@ def interpreter() -> str | None:
 
 def search_path() -> list[str]:
     """The host's ``sys.path``, less anything relative to where it was started."""
-    unsafe = {os.path.normcase(SAFE_FOLDER)}
+    from ._config import STARTED_IN  # ``python -m`` puts it first; a chdir since changes nothing
+
+    unsafe = {os.path.normcase(SAFE_FOLDER), os.path.normcase(STARTED_IN)}
     with contextlib.suppress(OSError):
         unsafe.add(os.path.normcase(os.getcwd()))
     main = sys.modules.get("__main__")

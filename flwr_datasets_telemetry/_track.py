@@ -20,7 +20,7 @@ from ._call import ARGUMENT_NAMES, SUCCESS, ArgumentPlan, TrackedCall
 TYPE_CHECKING = False  # keeps `typing` (4 ms) out of `import flwr_datasets_telemetry`
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Mapping
-    from typing import Any, ParamSpec, Protocol, TypeVar, overload
+    from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload
 
     P = ParamSpec("P")
     R = TypeVar("R")
@@ -42,11 +42,17 @@ if TYPE_CHECKING:
 _SCALARS = frozenset({int, float, bool, type(None), bytes})
 
 
+#: Longer strings and bytes are remembered by length and hash, not kept alive.
+_LONG: Final = 256
+
+
 def _token(value: object) -> Hashable:
     kind = type(value)
     if kind is str:
-        return value
+        return value if len(value) <= _LONG else (kind, len(value), hash(value))  # type: ignore[arg-type]
     if kind in _SCALARS:
+        if kind is bytes and len(value) > _LONG:  # type: ignore[arg-type]
+            return (kind, len(value), hash(value))  # type: ignore[arg-type]
         return (kind, value)
     return weak_reference(value)
 
@@ -76,7 +82,7 @@ class _Tracker:
     ) -> None:
         """Hand the finished call over, unless the same call was handed over before.
 
-        The key is built inline (no helper calls): this is the cost of every call.
+        Building the key is the cost of every call: keep it to `_token` per value.
         Only `Exception` is swallowed: a `KeyboardInterrupt` raised here by the host's
         signal handler is the user's, not ours.
         """
@@ -90,17 +96,7 @@ class _Tracker:
             key: Hashable | None = None
             try:
                 count = len(args)
-                for index in self.indices:
-                    if index < count:
-                        value = args[index]
-                        kind = type(value)
-                        parts.append(
-                            value
-                            if kind is str
-                            else (kind, value)
-                            if kind in _SCALARS
-                            else weak_reference(value)
-                        )
+                parts.extend(_token(args[index]) for index in self.indices if index < count)
                 if kwargs:
                     for name in self.keywords:
                         if name in kwargs:

@@ -79,9 +79,12 @@ class Uploader:
 
     def one(self, telemetry: int, outbox: int, name: str) -> bool:
         """Try to deliver one event; False if sending is no longer allowed."""
-        entry = _outbox.read(outbox, name)
-        if entry is None:
-            _outbox.drop_corrupt(telemetry, outbox, name)  # no-op if another took it
+        data = _outbox.read_regular(outbox, name, _outbox.MAX_ENTRY)
+        if data is None:  # gone (another uploader took it), unreadable now, or not ours
+            return True
+        entry = _outbox.decode(name, data)
+        if entry is None:  # read whole, and not a whole event of ours
+            _outbox.drop_corrupt(telemetry, outbox, name)
             return True
         endpoint = entry.endpoint
         if endpoint in self.skipped:

@@ -297,6 +297,8 @@ def _set_choice(args: argparse.Namespace, choice: str) -> int:
         reason = error.strerror or str(error)
         raise CommandError(f"cannot store the choice under {home}: {reason}", data) from error
     data["file"] = path
+    if choice == _choice.DISABLED:  # what waits is not sent either, now or later
+        data["discarded"] = _outbox.discard_waiting(home)
     state = status()
     data["enabled"] = state.enabled
     data["reason"] = state.reason

@@ -327,3 +327,20 @@ def test_disable_on_an_unwritable_home_fails_in_one_line_and_changes_nothing(
         assert done.stderr.count("\n") == 1
         assert "cannot store the choice" in done.stderr
     assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_a_late_opt_out_with_logging_on_creates_nothing(endpoint: Endpoint, home: Path) -> None:
+    code = f"""
+import os
+import flwr_datasets_telemetry as t
+os.environ["DO_NOT_TRACK"] = "1"
+{TRACKED_CALL}
+t.flush(5)
+"""
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_LOGGING": "1"}
+    run = run_python(code, env)
+    assert run.returncode == 0, run.stderr
+    assert "telemetry turned off by DO_NOT_TRACK=1" in run.stderr
+    assert "event load_partition: {" in run.stderr  # still shown, as logging promises
+    assert not home.exists()  # no id, no cache, no probe, no outbox
+    assert endpoint.connections == 0

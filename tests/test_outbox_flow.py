@@ -116,3 +116,12 @@ if __name__ == "__main__":
     assert run.returncode == 0, run.stderr
     assert endpoint.wait_for(2)
     assert sorted(p["event_details"]["split"] for p in endpoint.payloads()) == ["test", "train"]
+
+
+def test_disable_by_command_discards_what_waits(endpoint: Endpoint, home: Path) -> None:
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "HF_HUB_OFFLINE": "1", **FAST}
+    run_python(ONE, env)
+    assert len(json.loads(cli("log", "--json").stdout)["waiting"]) == 1
+    done = cli("disable", "--json")
+    assert json.loads(done.stdout)["discarded"] == 1
+    assert json.loads(cli("log", "--json").stdout)["waiting"] == []

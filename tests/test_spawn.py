@@ -389,3 +389,33 @@ def test_host_is_waiting_sees_a_wait_for_any_child_only() -> None:
     thread.join()
     child.wait()  # already reaped by the thread: returns at once
     assert not _spawn.host_is_waiting()
+
+
+def test_the_folder_a_module_host_started_in_stays_out_after_a_chdir(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    marker = tmp_path / "pwned"
+    (project / "cpuinfo.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (project / "hostmod.py").write_text(
+        textwrap.dedent(
+            f"""
+            import os, sys
+            from flwr_datasets_telemetry import _spawn
+            os.chdir({str(tmp_path)!r})          # the start folder is sys.path[0] still
+            assert {str(project)!r} not in _spawn.search_path()
+            print(_spawn.run_isolated("cpuinfo", ["--json"], 30) is not None)
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "hostmod"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists()

@@ -184,3 +184,18 @@ def test_an_inactive_runtime_records_nothing(captured: CapturedEvents) -> None:
     finally:
         _runtime.STATE.current = capturing
     assert captured.payloads() == []
+
+
+def test_a_long_string_or_bytes_argument_is_not_kept_by_the_repeat_memory() -> None:
+    import gc
+
+    from flwr_datasets_telemetry._track import _token
+
+    big = b"x" * 100_000
+    text = "y" * 100_000
+    copies = (bytes(bytearray(big)), text.encode().decode())
+    for value, copy in zip((big, text), copies, strict=True):
+        token = _token(value)
+        assert all(item is not value for item in gc.get_referents(token))
+        assert token == _token(copy)  # an equal value is a repeat
+    assert _token("mnist") == "mnist"
