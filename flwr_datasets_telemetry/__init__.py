@@ -4,6 +4,21 @@ Decorate a public function with ``@track("load_partition")``; each finished call
 becomes one event, built by collector plugins and sent on a background thread.
 ``FLWR_TELEMETRY_ENABLED=0`` turns it off, ``FLWR_TELEMETRY_LOGGING=1`` shows every
 payload. Importing this package imports neither pluggy, requests nor py-cpuinfo.
+
+Import cost — the one list of the tricks that keep ``import flwr_datasets_telemetry``
+down to this package's own small modules and ``atexit`` (``tests/test_import.py``
+fences exactly that set):
+
+- ``TYPE_CHECKING = False`` instead of importing `typing`, in every module on the
+  import path (typing, dataclasses and inspect are imported on first use, if ever);
+- a bare ``_thread`` lock until the first event (`threading` comes with the sender);
+- `_runtime.random_uuid` instead of `uuid`;
+- the public names that need pluggy (`hookimpl`) or dataclasses are resolved lazily.
+
+Measured (``benchmarks/run.py``, row "import"): +1.6 ms over a bare interpreter start.
+In a bare interpreter the tricks save about 12 ms (+4.2 vs +16.3 ms); in a host that
+already imports the standard library, as Flower Datasets does, about 0.4 ms (+1.4 vs
++1.8 ms). They are kept because they cost nothing to keep and the fence holds them.
 """
 
 from __future__ import annotations
@@ -11,7 +26,7 @@ from __future__ import annotations
 from ._track import event, track
 from ._version import __version__
 
-TYPE_CHECKING = False  # see `_track`: nothing heavy is imported until it is needed
+TYPE_CHECKING = False  # import cost: see the list above
 if TYPE_CHECKING:
     from typing import Any
 

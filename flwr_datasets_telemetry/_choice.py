@@ -20,7 +20,7 @@ import os
 import stat
 import sys
 
-TYPE_CHECKING = False  # see `_config`: typing is not imported at run time
+TYPE_CHECKING = False  # import cost: see the package docstring
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Final

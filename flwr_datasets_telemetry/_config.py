@@ -10,10 +10,11 @@ import os
 
 from . import _choice
 
-TYPE_CHECKING = False  # typing itself costs 4 ms to import; mypy honours this name
+TYPE_CHECKING = False  # import cost: see the package docstring
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
+    from typing import Final
 
 DEFAULT_ENDPOINT = "https://telemetry.flower.ai/api/v1/event"
 
@@ -103,6 +104,41 @@ class Config:
         return None if home is None else home / "source"
 
 
+class YesNo:
+    """A yes/no variable, and what a value that is neither counts as (and why)."""
+
+    __slots__ = ("name", "unclear", "why")
+
+    def __init__(self, name: str, unclear: bool, why: str) -> None:
+        self.name = name
+        self.unclear = unclear
+        self.why = why
+
+
+#: The yes/no variables, each with its fallback side by side: an unclear value never
+#: turns telemetry on, nor a plugin's off switch off.
+ENABLED: Final = YesNo("FLWR_TELEMETRY_ENABLED", False, "telemetry is disabled to be safe")
+DO_NOT_TRACK: Final = YesNo("DO_NOT_TRACK", True, "telemetry is disabled to be safe")
+LOGGING: Final = YesNo("FLWR_TELEMETRY_LOGGING", False, "logging stays off")
+NO_AUTOLOAD: Final = YesNo(
+    "FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD",
+    False,
+    "plugins are loaded (a plugin may be what turns telemetry off)",
+)
+
+
+def yes_no(env: Mapping[str, str], variable: YesNo, problems: list[str]) -> bool | None:
+    """The variable's value; ``None`` if unset; its fallback (explained) if unclear."""
+    raw = env.get(variable.name, "").strip()
+    if not raw:
+        return None
+    flag = _flag(raw)
+    if flag is None:
+        problems.append(f"{variable.name}={raw!r} is not a yes/no value; {variable.why}")
+        return variable.unclear
+    return flag
+
+
 def _flag(raw: str | None) -> bool | None:
     """``True``/``False`` for a recognised boolean word, ``None`` for anything else."""
     if raw is None:
@@ -135,31 +171,17 @@ def _on_off(
     """``(what disabled telemetry, local-only?, every source consulted)``."""
     disabled_by: str | None = None
     sources: list[tuple[str, str]] = []
-    local_only = False
 
-    raw_enabled = env.get("FLWR_TELEMETRY_ENABLED", "").strip()
-    sources.append(("FLWR_TELEMETRY_ENABLED", raw_enabled or "unset"))
-    if raw_enabled:
-        choice = _choice.word(raw_enabled)
-        if choice is None:
-            problems.append(
-                f"FLWR_TELEMETRY_ENABLED={raw_enabled!r} is not a yes/no value (nor 'local'); "
-                "telemetry is disabled to be safe"
-            )
-        if choice in (None, _choice.DISABLED):
-            disabled_by = f"FLWR_TELEMETRY_ENABLED={raw_enabled}"
-        local_only = choice == _choice.LOCAL
+    raw_enabled = env.get(ENABLED.name, "").strip()
+    sources.append((ENABLED.name, raw_enabled or "unset"))
+    local_only = _choice.word(raw_enabled) == _choice.LOCAL
+    if not local_only and yes_no(env, ENABLED, problems) is False:
+        disabled_by = f"{ENABLED.name}={raw_enabled}"
 
-    raw_dnt = env.get("DO_NOT_TRACK", "").strip()
-    sources.append(("DO_NOT_TRACK", raw_dnt or "unset"))
-    if raw_dnt and disabled_by is None:
-        flag = _flag(raw_dnt)
-        if flag is None:
-            problems.append(
-                f"DO_NOT_TRACK={raw_dnt!r} is not a yes/no value; telemetry is disabled to be safe"
-            )
-        if flag is not False:
-            disabled_by = f"DO_NOT_TRACK={raw_dnt}"
+    raw_dnt = env.get(DO_NOT_TRACK.name, "").strip()
+    sources.append((DO_NOT_TRACK.name, raw_dnt or "unset"))
+    if yes_no(env, DO_NOT_TRACK, problems) and disabled_by is None:
+        disabled_by = f"{DO_NOT_TRACK.name}={raw_dnt}"
 
     for label, path, follow in (
         ("user setting", _choice.user_file(home), False),
@@ -183,10 +205,7 @@ def read_config(environ: Mapping[str, str] | None = None) -> Config:
     home = _home(env)
     disabled_by, local_only, sources = _on_off(env, home, problems)
 
-    raw_logging = env.get("FLWR_TELEMETRY_LOGGING", "").strip()
-    logging_on = _flag(raw_logging) is True if raw_logging else False
-    if raw_logging and _flag(raw_logging) is None:
-        problems.append(f"FLWR_TELEMETRY_LOGGING={raw_logging!r} is not a yes/no value")
+    logging_on = yes_no(env, LOGGING, problems) is True
 
     endpoint = env.get("FLWR_TELEMETRY_ENDPOINT", "").strip() or DEFAULT_ENDPOINT
     if not _valid_endpoint(endpoint):
@@ -217,16 +236,7 @@ def read_config(environ: Mapping[str, str] | None = None) -> Config:
         if name.strip()
     )
 
-    raw_autoload = env.get("FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD", "").strip()
-    autoload = True
-    if raw_autoload:
-        flag = _flag(raw_autoload)
-        autoload = flag is not True
-        if flag is None:
-            problems.append(
-                f"FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD={raw_autoload!r} is not a yes/no "
-                "value; plugins are loaded (a plugin may be what turns telemetry off)"
-            )
+    autoload = yes_no(env, NO_AUTOLOAD, problems) is not True
 
     return Config(
         disabled_by=disabled_by,

@@ -26,17 +26,25 @@ from . import _runtime
 #: The longest a host's ``os.fork`` waits for the sender to finish importing our modules.
 FORK_WAIT = 1.0
 
-_state: dict[str, object] = {
-    "exit_hooks_pid": None,
-    "fork_guard": False,
-    "guard_held": None,
-    "in_plugin_import": False,
-}
+
+class _Hooks:
+    """What this module registered, and what a fork in progress found."""
+
+    __slots__ = ("exit_hooks_pid", "fork_guard", "guard_held", "in_plugin_import")
+
+    def __init__(self) -> None:
+        self.exit_hooks_pid: int | None = None
+        self.fork_guard = False
+        self.guard_held: bool | None = None
+        self.in_plugin_import = False
+
+
+_state = _Hooks()
 
 
 def at_exit() -> None:
     """Give pending events the exit budget; from then on tracked calls do nothing."""
-    _runtime.exiting = True
+    _runtime.STATE.exiting = True
     runtime = _runtime.STATE.current
     if runtime is not None:
         try:
@@ -49,9 +57,9 @@ def at_exit() -> None:
 def register_exit_hooks() -> None:
     """Once per process (a forked child registers its own)."""
     pid = os.getpid()
-    if _state["exit_hooks_pid"] == pid:
+    if _state.exit_hooks_pid == pid:
         return
-    _state["exit_hooks_pid"] = pid
+    _state.exit_hooks_pid = pid
     atexit.register(at_exit)
     if "multiprocessing" in sys.modules:
         # Children started by fork or forkserver leave through os._exit, skipping
@@ -64,23 +72,23 @@ def register_exit_hooks() -> None:
 def _before_fork() -> None:
     # Registered after `logging` was imported, so it runs before logging's own handler,
     # which takes the logging lock that the sender's imports may need.
-    _state["in_plugin_import"] = _runtime.STATE.plugin_imports > 0
-    _state["guard_held"] = _runtime.IMPORT_GUARD.acquire(True, FORK_WAIT)
+    _state.in_plugin_import = _runtime.STATE.plugin_imports > 0
+    _state.guard_held = _runtime.IMPORT_GUARD.acquire(True, FORK_WAIT)
 
 
 def _after_fork_in_parent() -> None:
-    if _state["guard_held"]:
+    if _state.guard_held:
         _runtime.IMPORT_GUARD.release()
-    _state["guard_held"] = None
+    _state.guard_held = None
 
 
 def _after_fork_in_child() -> None:
-    forked_mid_import = _state["guard_held"] is False or bool(_state["in_plugin_import"])
-    _state["guard_held"] = None
-    _state["in_plugin_import"] = False
+    forked_mid_import = _state.guard_held is False or _state.in_plugin_import
+    _state.guard_held = None
+    _state.in_plugin_import = False
     _runtime.STATE.plugin_imports = 0
     _runtime.IMPORT_GUARD = _thread.allocate_lock()
-    _runtime.exiting = False
+    _runtime.STATE.exiting = False
     current = _runtime.STATE.current
     if current is not None:
         fresh = _runtime.Runtime(current.config, current.cluster, current.extra_plugins)
@@ -89,8 +97,8 @@ def _after_fork_in_child() -> None:
 
 def register_fork_guard() -> None:
     """Installed with the first sender: before that nothing can be mid-import."""
-    if not _state["fork_guard"] and hasattr(os, "register_at_fork"):
-        _state["fork_guard"] = True
+    if not _state.fork_guard and hasattr(os, "register_at_fork"):
+        _state.fork_guard = True
         os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
 
 

@@ -14,30 +14,38 @@ from typing import Final
 LOGGER_NAME: Final = "flwr_datasets_telemetry"
 logger: Final = logging.getLogger(LOGGER_NAME)
 
-_state = {"on": False}
+
+class _Switch:
+    __slots__ = ("on",)
+
+    def __init__(self) -> None:
+        self.on = False
+
+
+_state = _Switch()
 _enabling = _thread.allocate_lock()
 
 
 def enable() -> None:
     """Route this package's records to stderr, and only there (one handler, whichever
     thread gets here first; the wait is bounded and only happens with logging on)."""
-    if _state["on"] or not _enabling.acquire(True, 1.0):
+    if _state.on or not _enabling.acquire(True, 1.0):
         return
     try:
-        if not _state["on"]:
+        if not _state.on:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
             logger.addHandler(handler)
             logger.setLevel(logging.INFO)
             logger.propagate = False
-            _state["on"] = True
+            _state.on = True
     finally:
         _enabling.release()
 
 
 def log(message: str) -> None:
     """Say ``message`` if inspect mode (``FLWR_TELEMETRY_LOGGING=1``) is on; never raise."""
-    if not _state["on"]:
+    if not _state.on:
         return
     try:
         logger.info(message)

@@ -17,21 +17,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from ._builtins import DETAILS_COLLECTOR, RESERVED, SECTIONS
+
 SCHEMA_VERSION: Final = 1
 MAX_STRING: Final = 200
 MAX_ITEMS: Final = 32
 MAX_DEPTH: Final = 4
 
-#: Built-in collector name -> where its answer lands; ``names`` fills event_details.
-SECTIONS: Final = {
-    "version": "package",
-    "platform": "platform",
-    "hardware": "hw",
-    "environment": "env",
-}
-DETAILS_COLLECTOR: Final = "names"
-#: Context keys no plugin may take.
-RESERVED: Final = frozenset({"source", "cluster", "date", *SECTIONS.values()})
 
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _DROP: Final = object()

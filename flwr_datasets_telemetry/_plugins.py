@@ -25,8 +25,9 @@ import pluggy
 from pluggy import HookImpl
 
 from . import _runtime, hookspecs
+from ._builtins import BUILTINS, DETAILS_COLLECTOR, GROUP
 from ._log import log
-from ._payload import DETAILS_COLLECTOR, section_for
+from ._payload import section_for
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -34,17 +35,6 @@ if TYPE_CHECKING:
 
     from ._config import Config
 
-ENTRY_POINT_GROUP: Final = "flwr_datasets_telemetry"
-BUILTINS: Final = {
-    "version": "flwr_datasets_telemetry.collectors.version",
-    "platform": "flwr_datasets_telemetry.collectors.platform",
-    "hardware": "flwr_datasets_telemetry.collectors.hardware",
-    "names": "flwr_datasets_telemetry.collectors.names",
-    "environment": "flwr_datasets_telemetry.collectors.environment",
-    "http": "flwr_datasets_telemetry.transports.http",
-}
-#: Built-ins that deliver rather than collect.
-TRANSPORTS: Final = frozenset({"http"})
 BUILTIN_ORIGIN: Final = f"flwr-datasets-telemetry {__version__} (built-in)"
 #: A plugin's error message is cut to this length (pluggy's can dump whole dicts).
 MAX_MESSAGE: Final = 160
@@ -84,10 +74,10 @@ class Plugins:
         A host hands events to the outbox and registers ``http`` (and imports
         requests, 0.1 s) only where it must deliver in-process.
         """
-        for name, module_name in BUILTINS.items():
+        for name, module_name, _, is_transport in BUILTINS:
             if name in self.claimed or self.manager.is_blocked(name):
                 continue
-            if not (transports if name in TRANSPORTS else collectors):
+            if not (transports if is_transport else collectors):
                 continue
             try:  # a broken environment (requests missing, say) costs that plugin only
                 with _runtime.IMPORT_GUARD:  # ours, and quick: a fork may wait for it
@@ -165,7 +155,7 @@ def _load(entry_point: metadata.EntryPoint) -> object:
 
 def _entry_points() -> list[metadata.EntryPoint]:
     try:
-        return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+        return list(metadata.entry_points(group=GROUP))
     except Exception as error:
         log(f"could not read entry points: {type(error).__name__}: {error}")
         return []
@@ -226,7 +216,9 @@ def load_plugins(config: Config, extra: Mapping[str, object] | None = None) -> P
             continue
         plugins.origins[name] = origin
         plugins.check(name, plugin, origin)
-    known = set(BUILTINS) | {entry_point.name for entry_point in entry_points}
+    known = {builtin.name for builtin in BUILTINS} | {
+        entry_point.name for entry_point in entry_points
+    }
     known |= set(extra or {})
     plugins.problems.extend(
         f"FLWR_TELEMETRY_DISABLE_COLLECTORS names {name!r}, which matches no plugin"

@@ -25,7 +25,7 @@ from collections import deque
 
 from ._config import Config, read_config
 
-TYPE_CHECKING = False  # see `_config`: typing is not imported at run time
+TYPE_CHECKING = False  # import cost: see the package docstring
 if TYPE_CHECKING:
     import threading
     from collections.abc import Hashable, Mapping
@@ -44,8 +44,6 @@ _MAX_WAIT: Final = 3600.0
 # `threading` is imported with the first event, not with this package: a bare
 # `_thread` lock is all that is needed before then.
 IMPORT_GUARD = _thread.allocate_lock()
-#: True once the interpreter starts to exit: background waits (the hardware probe) stop.
-exiting = False
 
 
 def random_uuid() -> str:
@@ -286,7 +284,7 @@ class ProcessState:
     may already be ``None`` while host ``__del__`` methods still call tracked code.
     """
 
-    __slots__ = ("current", "disabled_by", "plugin_imports")
+    __slots__ = ("current", "disabled_by", "exiting", "plugin_imports")
 
     def __init__(self, current: Runtime | None) -> None:
         #: ``None`` when tracked calls need no work at all (disabled, logging off).
@@ -295,6 +293,8 @@ class ProcessState:
         self.disabled_by: str | None = None
         #: Third-party plugin imports under way (a fork then gives a silent child).
         self.plugin_imports = 0
+        #: True once the interpreter exits: background waits (the hardware probe) stop.
+        self.exiting = False
 
 
 def read_config_safely() -> Config:

@@ -17,7 +17,7 @@ from _weakref import ref as weak_reference
 from . import _runtime
 from ._call import ARGUMENT_NAMES, SUCCESS, ArgumentPlan, TrackedCall
 
-TYPE_CHECKING = False  # keeps `typing` (4 ms) out of `import flwr_datasets_telemetry`
+TYPE_CHECKING = False  # import cost: see the package docstring
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Mapping
     from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
+from ._builtins import GROUP
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
     from ._call import TrackedCall
 
-PROJECT_NAME: Final = "flwr_datasets_telemetry"
+PROJECT_NAME: Final = GROUP  #: pluggy's project name: the entry-point group
 
 hookspec: Final = pluggy.HookspecMarker(PROJECT_NAME)
 #: The marker for plugin functions: ``@hookimpl def telemetry_collect(call): ...``.

@@ -12,6 +12,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from . import _runtime
+from ._builtins import BUILTINS
 from ._config import Config
 from .hookspecs import hookimpl
 
@@ -46,9 +47,9 @@ class CapturedEvents:
 @contextlib.contextmanager
 def capture_events() -> Iterator[CapturedEvents]:
     """Capture every event of this process while the block runs (not thread-local)."""
-    config = Config(
-        home=None, blocked=frozenset({"hardware", "http"}), autoload=False, in_process=True
-    )
+    # No probe, and no transport but the capture's.
+    blocked = frozenset({"hardware", *(b.name for b in BUILTINS if b.transport)})
+    config = Config(home=None, blocked=blocked, autoload=False, in_process=True)
     plugins: dict[str, object] = {}
     runtime = _runtime.Runtime(config, _runtime.random_uuid(), plugins)
     captured = CapturedEvents(runtime)

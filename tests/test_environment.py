@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from jsonschema import ValidationError
 
-from flwr_datasets_telemetry import _ci, _payload, track
+from flwr_datasets_telemetry import _builtins, _ci, track
 from flwr_datasets_telemetry.collectors import environment
 from flwr_datasets_telemetry.testing import CapturedEvents
 
@@ -358,7 +358,7 @@ def test_the_payload_carries_enumerations_only(
 
     probe("train")
     (payload,) = captured.payloads("probe")  # the fixture validates it against the schema
-    assert payload["context"][_payload.SECTIONS["environment"]] == {
+    assert payload["context"][_builtins.SECTIONS["environment"]] == {
         "ci": "github_actions",
         "notebook": "colab",
         "container": "kubernetes",

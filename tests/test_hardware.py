@@ -21,7 +21,7 @@ from pathlib import Path
 from flwr_datasets_telemetry import _runtime
 from flwr_datasets_telemetry.collectors import hardware
 home = {home!r}
-_runtime.exiting = {exiting!r}
+_runtime.STATE.exiting = {exiting!r}
 start = time.monotonic()
 facts = hardware.telemetry_collect(home=None if home is None else Path(home), dry_run={dry_run!r})
 print(json.dumps({{"facts": facts, "seconds": time.monotonic() - start}}))

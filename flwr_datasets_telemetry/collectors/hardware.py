@@ -113,7 +113,7 @@ def _lock(path: Path) -> tuple[str, int | None]:
 def _wait_for_cache(cache: Path, lock: Path, key: str) -> dict[str, Any] | None:
     """Poll the cache until it answers, the probe ends, time runs out or exit begins."""
     deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline and not _runtime.exiting:
+    while time.monotonic() < deadline and not _runtime.STATE.exiting:
         time.sleep(POLL)
         _spawn.reap()
         facts = read_cache(cache, key)
@@ -151,7 +151,7 @@ def _probe(home: Path, key: str) -> dict[str, Any] | None:
     cache, lock = folder / "hardware.json", folder / "hardware.lock"
     deadline = time.monotonic() + WAIT
     while _spawn.host_is_waiting():  # its os.wait() would take our intermediate
-        if _runtime.exiting or time.monotonic() >= deadline:
+        if _runtime.STATE.exiting or time.monotonic() >= deadline:
             return read_cache(cache, key)
         time.sleep(POLL)
     state, fd = _lock(lock)
