@@ -16,6 +16,7 @@ from flwr_datasets_telemetry._config import read_config
 
 from .helpers import REPO, run_python
 from .servers import Endpoint
+from .test_cli import cli
 from .test_runtime import GatedTransport
 
 TRACKED_CALL = """
@@ -269,20 +270,6 @@ def test_status_lists_every_source_and_which_decided(home: Path) -> None:
 def test_late_opt_out_costs_nothing_when_nothing_is_set(home: Path) -> None:
     assert _choice.late_opt_out(str(home)) is None
     assert not home.exists()
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> Any:
-    script = Path(sys.executable).parent / "flwr-datasets-telemetry"
-    import subprocess
-
-    return subprocess.run(
-        [str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_disable_by_command_then_a_new_process_sends_nothing(

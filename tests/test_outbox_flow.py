@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from .helpers import recorded_outcomes, run_python
 from .servers import BlackHole, Endpoint
+from .test_cli import cli
 
 FAST = {"FLWR_TELEMETRY_DISABLE_COLLECTORS": "hardware"}
 ONE = "import flwr_datasets_telemetry as t\nt.event('one')\n"
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).parent / "flwr-datasets-telemetry"
-    return subprocess.run(
-        [str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_the_host_never_imports_requests_and_exits_at_once(black_hole: BlackHole) -> None:
