@@ -151,12 +151,26 @@ def _flag(raw: str | None) -> bool | None:
     return None
 
 
-def _home(environ: Mapping[str, str]) -> str | None:
+def _home(environ: Mapping[str, str], problems: list[str]) -> str | None:
+    """The home folder, absolute; ``None`` (and why, in ``problems``) if unusable: then
+    nothing is stored, and each process sends a fresh source id."""
     raw = environ.get("FLWR_HOME", "").strip() or os.path.join("~", ".flwr")
     home = os.path.expanduser(raw)
+    why = None
     if home.startswith("~"):
-        return None  # no home folder to expand to
-    return os.path.abspath(home)  # the same folder after a chdir, and in the uploader
+        why = "names no home folder that exists"
+    else:
+        home = os.path.abspath(home)  # the same folder after a chdir, and in the uploader
+        if os.path.lexists(home) and (os.path.islink(home) or not os.path.isdir(home)):
+            why = "is not a folder"
+        elif not os.path.isdir(os.path.dirname(home)):
+            why = "is in a folder that does not exist (it is never created)"
+    if why is None:
+        return home
+    problems.append(
+        f"FLWR_HOME {raw!r} {why}: nothing is stored, and each process sends a fresh id"
+    )
+    return None
 
 
 def _valid_endpoint(url: str) -> bool:
@@ -202,7 +216,7 @@ def read_config(environ: Mapping[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
     problems: list[str] = []
 
-    home = _home(env)
+    home = _home(env, problems)
     disabled_by, local_only, sources = _on_off(env, home, problems)
 
     logging_on = yes_no(env, LOGGING, problems) is True

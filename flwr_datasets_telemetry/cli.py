@@ -290,7 +290,7 @@ def _set_choice(args: argparse.Namespace, choice: str) -> int:
     home = _runtime.CONFIG.home
     data: dict[str, Any] = {"choice": choice, "file": None}
     if home is None:
-        raise CommandError("no usable home folder: set FLWR_HOME", data)
+        raise CommandError("cannot store the choice: no usable home folder (FLWR_HOME)", data)
     try:
         path = _choice.write_setting(home, choice)
     except OSError as error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flwr_datasets_telemetry._config import DEFAULT_ENDPOINT, read_config
@@ -77,3 +79,25 @@ def test_home_default_and_override() -> None:
     default = read_config({}).home
     assert default is not None
     assert default.endswith(".flwr")
+
+
+@pytest.mark.parametrize("kind", ["file", "no-user", "no-parent"])
+def test_an_unusable_home_is_said_and_nothing_is_stored(kind: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    raw = {
+        "file": str(blocker),
+        "no-user": "~no-such-user-here/x",
+        "no-parent": str(tmp_path / "missing" / "flwr"),
+    }[kind]
+    config = read_config({"FLWR_HOME": raw})
+    assert config.home is None
+    assert any(
+        p.startswith(f"FLWR_HOME {raw!r}") and "each process sends a fresh id" in p
+        for p in config.problems
+    )
+
+
+def test_a_relative_home_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert read_config({"FLWR_HOME": "here"}).home == str(tmp_path / "here")
