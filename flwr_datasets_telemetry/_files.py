@@ -77,18 +77,24 @@ def read_regular(path: Path, max_bytes: int) -> bytes:
         status = os.fstat(fd)
         if not _ours(status) or (status.st_dev, status.st_ino) != (before.st_dev, before.st_ino):
             raise NotOursError(errno.EPERM, "replaced while opened", str(path))
-        chunks: list[bytes] = []
-        size = 0
-        while size <= max_bytes:
-            chunk = os.read(fd, max_bytes + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        data = read_at_most(fd, max_bytes)
     finally:
         os.close(fd)
-    if size > max_bytes:
+    if len(data) > max_bytes:
         raise ValueError(f"{path.name} is larger than {max_bytes} bytes")
+    return data
+
+
+def read_at_most(fd: int, max_bytes: int) -> bytes:
+    """What ``fd`` holds, up to ``max_bytes`` plus one byte (which tells "too large")."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= max_bytes:
+        chunk = os.read(fd, max_bytes + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
     return b"".join(chunks)
 
 

@@ -34,6 +34,8 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from . import _files
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -128,14 +130,7 @@ def read_regular(folder: int, name: str, limit: int) -> bytes | None:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > limit or info.st_uid != _UID:
             return None
-        chunks, total = [], 0
-        while total <= limit:
-            chunk = os.read(fd, limit + 1 - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        data = b"".join(chunks)
+        data = _files.read_at_most(fd, limit)
         return data if len(data) <= limit else None
     except OSError:
         return None

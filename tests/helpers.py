@@ -71,3 +71,17 @@ def recorded_outcomes(home: Path | None = None) -> str:
 
     folder = home if home is not None else Path(os.environ["FLWR_HOME"])
     return "\n".join(entry.outcome or "" for entry in _outbox.records(str(folder)))
+
+
+def as_unprivileged(command: list[str]) -> list[str]:
+    """``command`` as user ``nobody`` when the tests run as root (who reads through any
+    mode); skips the test where privileges cannot be dropped."""
+    import shutil
+
+    import pytest
+
+    if os.geteuid() != 0:
+        return command
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv to drop privileges")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]

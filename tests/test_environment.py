@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from flwr_datasets_telemetry import _builtins, _ci, track
 from flwr_datasets_telemetry.collectors import environment
 from flwr_datasets_telemetry.testing import CapturedEvents
 
-from .helpers import REPO, run_python
+from .helpers import REPO, as_unprivileged, run_python
 from .schema import validated
 from .servers import Endpoint
 
@@ -263,11 +262,7 @@ print(json.dumps([environment._gpu_count(Path(root)) for root in sys.argv[1:]]))
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
 def test_an_unreadable_driver_folder_is_unknown() -> None:
     """A mode-000 folder, read by an unprivileged user (root reads through any mode)."""
-    command = [sys.executable, "-c", UNREADABLE]
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv to drop privileges")
-        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    command = as_unprivileged([sys.executable, "-c", UNREADABLE])
     # Not under tmp_path: an unprivileged user must be able to reach the folders.
     with tempfile.TemporaryDirectory() as folder:
         Path(folder).chmod(0o755)

@@ -19,7 +19,7 @@ import pytest
 from flwr_datasets_telemetry import _outbox
 from flwr_datasets_telemetry._outbox import Entry
 
-from .helpers import REPO
+from .helpers import REPO, as_unprivileged
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file semantics")
 
@@ -260,11 +260,7 @@ print(_outbox.waiting(sys.argv[1]), _outbox.records(sys.argv[1]), _outbox.droppe
 
 
 def test_a_read_only_home_refuses_without_raising_anything_else() -> None:
-    command = [sys.executable, "-c", READ_ONLY]
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv to drop privileges")
-        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    command = as_unprivileged([sys.executable, "-c", READ_ONLY])
     with tempfile.TemporaryDirectory() as folder:
         Path(folder).chmod(0o755)  # not writable by the unprivileged user
         done = subprocess.run(
