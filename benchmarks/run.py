@@ -1,12 +1,15 @@
 """What telemetry costs the program it lives in, against baselines measured in the same run.
 
-    python benchmarks/run.py            # the full table, a few minutes
-    python benchmarks/run.py --quick    # a smoke run for CI: fewer repeats, smaller loops
+    python -m benchmarks.run            # the full table, a few minutes
+    python -m benchmarks.run --quick    # a smoke run for CI: fewer repeats, smaller loops
 
-Every figure is a median over repeats and every ratio is against a baseline measured
-in the same run: these machines are noisy, absolute times mean little. The script
-prints a table and exits 0; it never fails on a timing. All traffic stays on
-127.0.0.1 (the loopback endpoints of the test suite).
+Run it from the repository root: it borrows the test suite's helpers. Every figure is
+a median over repeats and every ratio is against a baseline measured in the same run:
+these machines are noisy, absolute times mean little. The script prints a table and
+exits 0; it never fails on a timing. All traffic stays on 127.0.0.1 (the loopback
+endpoints of the test suite). The programs that are timed are the files in
+``benchmarks/programs``, each run in a fresh interpreter with its parameters as
+arguments.
 """
 
 from __future__ import annotations
@@ -20,11 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from tests.helpers import Run, run_python
+from tests.servers import BlackHole, Endpoint
 
-from tests.helpers import run_python  # noqa: E402
-from tests.servers import BlackHole, Endpoint  # noqa: E402
+PROGRAMS = Path(__file__).resolve().parent / "programs"
 
 
 @dataclass
@@ -37,22 +39,44 @@ class Row:
     met: bool | None
 
 
-def seconds(code: str, env: dict[str, str]) -> float:
-    """Wall time of ``code`` in a fresh interpreter."""
-    run = run_python(code, env, timeout=600)
+@dataclass(frozen=True)
+class Child:
+    """A program and its arguments, for a fresh interpreter."""
+
+    code: str
+    argv: tuple[str, ...] = ()
+
+
+def program(name: str, *argv: object) -> Child:
+    """``benchmarks/programs/<name>.py`` with ``argv``."""
+    return Child((PROGRAMS / f"{name}.py").read_text(), tuple(str(a) for a in argv))
+
+
+def run_child(child: Child, env: dict[str, str], timeout: float = 60) -> Run:
+    """Run ``child`` as ``python -c``, as these benchmarks always have.
+
+    ``-c`` keeps ``benchmarks/programs`` off the child's path, and starts every child the
+    way the bare-start baseline (``python -c pass``) starts.
+    """
+    return run_python(child.code, env, timeout=timeout, argv=list(child.argv))
+
+
+def seconds(child: Child, env: dict[str, str]) -> float:
+    """Wall time of ``child`` in a fresh interpreter."""
+    run = run_child(child, env, timeout=600)
     if run.returncode != 0:
         raise RuntimeError(run.stderr)
     return run.seconds
 
 
-def median_seconds(code: str, env: dict[str, str], repeats: int) -> float:
-    """Median wall time of ``code`` in fresh interpreters, after one untimed warm-up run."""
-    seconds(code, env)
-    return statistics.median(seconds(code, env) for _ in range(repeats))
+def median_seconds(child: Child, env: dict[str, str], repeats: int) -> float:
+    """Median wall time of ``child`` in fresh interpreters, after one untimed warm-up run."""
+    seconds(child, env)
+    return statistics.median(seconds(child, env) for _ in range(repeats))
 
 
 def paired_medians(
-    baseline: str, measured: str, env: dict[str, str], repeats: int
+    baseline: Child, measured: Child, env: dict[str, str], repeats: int
 ) -> tuple[float, float, float]:
     """Two programs run alternately: medians of each, and the median of per-pair ratios.
 
@@ -70,81 +94,6 @@ def paired_medians(
 
 # -- caller cost, in a child process ---------------------------------------------------------
 
-CALLER = """
-import functools, json, os, time
-import flwr_datasets_telemetry as t
-from flwr_datasets_telemetry import _runtime
-
-def work(split):
-    return split
-
-@functools.wraps(work)
-def passthrough(*args, **kwargs):
-    return work(*args, **kwargs)
-
-tracked = t.track("bench")(work)
-tracked("train")
-t.flush(10)
-active = _runtime.STATE.current
-counter = iter(range(10**9))
-
-def run_passthrough(n):
-    for _ in range(n):
-        passthrough("train")
-
-def run_disabled(n):
-    _runtime.STATE.current = None
-    for _ in range(n):
-        tracked("train")
-    _runtime.STATE.current = active
-
-def run_repeated(n):
-    for _ in range(n):
-        tracked("train")
-
-def run_distinct(n):
-    for _ in range(n):
-        tracked(str(next(counter)))
-
-def run_distinct_baseline(n):
-    for _ in range(n):
-        passthrough(str(next(counter)))
-
-from flwr_datasets_telemetry import compat
-fds_details = {{"federated_dataset_id": 1, "dataset_name": "mnist", "split": "train",
-               "partitioner": "IidPartitioner", "num_partitions": 10}}
-
-def run_compat(n):  # a load_partition event as flwr-datasets 0.6 sends it, repeated
-    for _ in range(n):
-        compat.event(compat.EventType.LOAD_PARTITION_CALLED, fds_details)
-
-loops = {{"passthrough": run_passthrough, "disabled": run_disabled, "repeated": run_repeated,
-          "distinct": run_distinct, "distinct_baseline": run_distinct_baseline,
-          "compat": run_compat}}
-try:
-    os.environ["FLWR_TELEMETRY_ENABLED"] = "1"
-    from flwr_datasets.common import telemetry as flwr_telemetry
-except ImportError:
-    pass
-else:
-    flwr_telemetry.TELEMETRY_EVENTS_URL = {url!r}
-    def run_flwr(n):
-        for _ in range(n):
-            flwr_telemetry.event(flwr_telemetry.EventType.PING)
-    loops["flwr"] = run_flwr
-
-# Interleaved rounds, best of each: the least disturbed estimate on a noisy machine.
-best = {{}}
-for _ in range({rounds}):
-    for name, loop in loops.items():
-        n = {number} // 10 if name == "flwr" else {number}
-        start = time.perf_counter()
-        loop(n)
-        best[name] = min(best.get(name, float("inf")), (time.perf_counter() - start) / n)
-print(json.dumps(best))
-os._exit(0)  # flwr-datasets' executor would otherwise post every queued event at exit
-"""
-
 
 def caller_rows(quick: bool, endpoint: Endpoint, home: Path) -> list[Row]:
     number, rounds = (2_000, 20) if quick else (5_000, 60)
@@ -153,9 +102,7 @@ def caller_rows(quick: bool, endpoint: Endpoint, home: Path) -> list[Row]:
         "FLWR_TELEMETRY_DISABLE_COLLECTORS": "hardware",
         "HOME": str(home),
     }  # flwr-datasets writes its id to ~/.flwr: keep it out of yours
-    run = run_python(
-        CALLER.format(number=number, rounds=rounds, url=endpoint.url), env, timeout=900
-    )
+    run = run_child(program("caller", number, rounds, endpoint.url), env, timeout=900)
     r = json.loads(run.stdout)
     base = r["passthrough"]
     rows = [
@@ -215,18 +162,6 @@ def us(seconds: float) -> str:
 
 # -- whole processes ----------------------------------------------------------------------
 
-WORKLOAD = """
-import flwr_datasets_telemetry as t
-def work(n):
-    total = 0
-    for i in range(n):
-        total += i * i
-    return total
-{decorate}
-for _ in range({calls}):
-    work(700)
-"""
-
 
 def workload_rows(quick: bool, endpoint: Endpoint) -> list[Row]:
     repeats = 3 if quick else 9
@@ -234,8 +169,8 @@ def workload_rows(quick: bool, endpoint: Endpoint) -> list[Row]:
     rows = []
     for calls, goal in ((10_000, "<= 1.05x"), (100_000, "report")):
         plain, tracked, ratio = paired_medians(
-            WORKLOAD.format(decorate="", calls=calls),
-            WORKLOAD.format(decorate="work = t.track('work')(work)", calls=calls),
+            program("workload", "plain", calls),
+            program("workload", "tracked", calls),
             env,
             repeats,
         )
@@ -253,22 +188,14 @@ def workload_rows(quick: bool, endpoint: Endpoint) -> list[Row]:
     return rows
 
 
-PROCESS_CPU = """
-import time
-import flwr_datasets_telemetry as t
-t.event("once")
-t.flush(10)
-print(time.process_time())
-"""
-
-
 def background_cpu_row(quick: bool, endpoint: Endpoint) -> Row:
     """The fixed price of one process's telemetry: CPU of all threads, warm caches."""
     repeats = 5 if quick else 15
     on = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url}
     off = {**on, "FLWR_TELEMETRY_ENABLED": "0"}
-    cpu_time(PROCESS_CPU, on)  # warm-up: hardware cache, bytecode
-    pairs = [(cpu_time(PROCESS_CPU, off), cpu_time(PROCESS_CPU, on)) for _ in range(repeats)]
+    child = program("process_cpu")
+    cpu_time(child, on)  # warm-up: hardware cache, bytecode
+    pairs = [(cpu_time(child, off), cpu_time(child, on)) for _ in range(repeats)]
     base = statistics.median(p[0] for p in pairs)
     used = statistics.median(p[1] for p in pairs)
     return Row(
@@ -281,14 +208,16 @@ def background_cpu_row(quick: bool, endpoint: Endpoint) -> Row:
     )
 
 
-def cpu_time(code: str, env: dict[str, str]) -> float:
-    run = run_python(code, env, timeout=600)
+def cpu_time(child: Child, env: dict[str, str]) -> float:
+    run = run_child(child, env, timeout=600)
     return float(run.stdout)
 
 
 def import_row(quick: bool) -> Row:
     repeats = 15 if quick else 61
-    bare, imported, _ = paired_medians("pass", "import flwr_datasets_telemetry", {}, repeats)
+    bare, imported, _ = paired_medians(
+        Child("pass"), Child("import flwr_datasets_telemetry"), {}, repeats
+    )
     extra = (imported - bare) * 1000
     return Row(
         "import flwr_datasets_telemetry",
@@ -300,27 +229,13 @@ def import_row(quick: bool) -> Row:
     )
 
 
-EXIT = """
-import flwr_datasets_telemetry as t
-for n in range({events}):
-    t.event(f"kind{{n}}")
-"""
-
-FLWR_EXIT = """
-from flwr_datasets.common import telemetry
-telemetry.TELEMETRY_EVENTS_URL = {url!r}
-for n in range({events}):
-    telemetry.event(telemetry.EventType.PING)
-"""
-
-
 def exit_rows(quick: bool, hole: BlackHole) -> list[Row]:
     repeats = 3 if quick else 5
-    bare = median_seconds("pass", {}, repeats)
+    bare = median_seconds(Child("pass"), {}, repeats)
     rows = []
     for events in (1, 10, 100):
         env = {"FLWR_TELEMETRY_ENDPOINT": hole.url}
-        seconds = median_seconds(EXIT.format(events=events), env, repeats)
+        seconds = median_seconds(program("exit", events), env, repeats)
         extra = seconds - bare
         rows.append(
             Row(
@@ -335,8 +250,8 @@ def exit_rows(quick: bool, hole: BlackHole) -> list[Row]:
     cap = 10 if quick else 70
     for events in (1, 10):
         try:
-            run = run_python(
-                FLWR_EXIT.format(url=hole.url, events=events),
+            run = run_child(
+                program("flwr_exit", hole.url, events),
                 {"FLWR_TELEMETRY_ENABLED": "1"},
                 timeout=cap,
             )
@@ -356,51 +271,21 @@ def exit_rows(quick: bool, hole: BlackHole) -> list[Row]:
     return rows
 
 
-POSTS = """
-import flwr_datasets_telemetry as t
-@t.track("same")
-def same(split):
-    return split
-for _ in range(1000):
-    same("train")
-t.flush(20)  # until the uploader is done: delivery happens outside this process
-"""
-
-
 def posts_row(endpoint: Endpoint) -> Row:
     before = len(endpoint.request_times)
-    run_python(
-        POSTS,
+    run_child(
+        program("posts"),
         {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_DISABLE_COLLECTORS": "hardware"},
     )
     posts = len(endpoint.request_times) - before
     return Row("POSTs for 1,000 identical calls", str(posts), "", "", "1", posts == 1)
 
 
-MEMORY = """
-import resource
-import flwr_datasets_telemetry as t
-def work(split, n):
-    return n
-{decorate}
-for i in range(10_000):
-    work("train", i)
-start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-splits = ("train", "test", "valid")
-for i in range({calls}):
-    work(splits[i % 3], i)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start)
-"""
-
-
 def memory_row(quick: bool, hole: BlackHole) -> Row:
     calls = 100_000 if quick else 1_000_000
     env = {"FLWR_TELEMETRY_ENDPOINT": hole.url, "FLWR_TELEMETRY_EXIT_TIMEOUT": "0"}
-    plain = int(run_python(MEMORY.format(decorate="", calls=calls), env, timeout=600).stdout)
-    tracked_run = run_python(
-        MEMORY.format(decorate="work = t.track('work')(work)", calls=calls), env, timeout=600
-    )
-    tracked = int(tracked_run.stdout)
+    plain = int(run_child(program("memory", "plain", calls), env, timeout=600).stdout)
+    tracked = int(run_child(program("memory", "tracked", calls), env, timeout=600).stdout)
     growth = (tracked - plain) / 1024
     return Row(
         f"peak memory growth over {calls:,} calls, black hole",
@@ -412,23 +297,10 @@ def memory_row(quick: bool, hole: BlackHole) -> Row:
     )
 
 
-HARDWARE = """
-import json, resource, time
-from pathlib import Path
-from flwr_datasets_telemetry.collectors import hardware
-def cpu():
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-start = cpu()
-hardware.telemetry_collect(home=Path({home!r}), dry_run=False)
-print(json.dumps(cpu() - start))
-"""
-
-
 def hardware_rows(home: Path) -> list[Row]:
-    first = json.loads(run_python(HARDWARE.format(home=str(home)), {}).stdout)
-    second = json.loads(run_python(HARDWARE.format(home=str(home)), {}).stdout)
+    child = program("hardware", home)
+    first = json.loads(run_child(child, {}).stdout)
+    second = json.loads(run_child(child, {}).stdout)
     return [
         Row(
             "CPU collecting hardware facts, 1st process",
@@ -449,21 +321,12 @@ def hardware_rows(home: Path) -> list[Row]:
     ]
 
 
-ENVIRONMENT = """
-import json, time
-import flwr_datasets_telemetry.hookspecs  # pluggy: loaded by the package before any collector
-start = time.perf_counter()
-from flwr_datasets_telemetry.collectors import environment
-environment.telemetry_collect()
-print(json.dumps(time.perf_counter() - start))
-"""
-
-
 def environment_row(quick: bool) -> Row:
     """Import and first (uncached) call of the environment collector, in a fresh process."""
     repeats = 5 if quick else 21
-    run_python(ENVIRONMENT, {})  # warm-up: bytecode
-    cost = statistics.median(json.loads(run_python(ENVIRONMENT, {}).stdout) for _ in range(repeats))
+    child = program("environment")
+    run_child(child, {})  # warm-up: bytecode
+    cost = statistics.median(json.loads(run_child(child, {}).stdout) for _ in range(repeats))
     return Row(
         "environment facts, import + 1st call per process",
         f"{cost * 1000:.2f} ms",
