@@ -82,7 +82,7 @@ class _Tracker:
     ) -> None:
         """Hand the finished call over, unless the same call was handed over before.
 
-        Building the key is the cost of every call: keep it to `_token` per value.
+        Building the key is the cost of every call.
         Only `Exception` is swallowed: a `KeyboardInterrupt` raised here by the host's
         signal handler is the user's, not ours.
         """
@@ -96,7 +96,15 @@ class _Tracker:
             key: Hashable | None = None
             try:
                 count = len(args)
-                parts.extend(_token(args[index]) for index in self.indices if index < count)
+                for index in self.indices:
+                    if index < count:
+                        value = args[index]
+                        # `_token`, inlined for the common short string (a split, a
+                        # dataset name): the cost of every call. A test keeps them equal.
+                        if type(value) is str and len(value) <= _LONG:
+                            parts.append(value)
+                        else:
+                            parts.append(_token(value))
                 if kwargs:
                     for name in self.keywords:
                         if name in kwargs:

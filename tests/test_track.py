@@ -199,3 +199,22 @@ def test_a_long_string_or_bytes_argument_is_not_kept_by_the_repeat_memory() -> N
         assert all(item is not value for item in gc.get_referents(token))
         assert token == _token(copy)  # an equal value is a repeat
     assert _token("mnist") == "mnist"
+
+
+def test_the_inlined_repeat_key_equals_token(captured: CapturedEvents) -> None:
+    from flwr_datasets_telemetry import _runtime
+    from flwr_datasets_telemetry._track import _token
+
+    @track("keys")
+    def load(dataset: object, split: object) -> None:
+        pass
+
+    obj = Service()
+    samples: list[object] = ["train", "x" * 1000, b"raw", 3, 2.5, None, True, obj]
+    for value in samples:
+        load(value, split=value)
+    runtime = _runtime.STATE.current
+    assert runtime is not None
+    keys = [k for k in runtime.seen_calls if isinstance(k, tuple) and k[0].event_type == "keys"]
+    expected = [(_token(v), "split", _token(v)) for v in samples]
+    assert [k[2:] for k in keys] == expected
