@@ -17,6 +17,7 @@ print(json.dumps({
 """
 #: Exactly what `import flwr_datasets_telemetry` may load (see its docstring).
 ALLOWED = {
+    "__future__",  # loaded at start-up from 3.11 on; by our first module on 3.10
     "atexit",
     "flwr_datasets_telemetry",
     "flwr_datasets_telemetry._call",
