@@ -40,9 +40,11 @@ def telemetry_collect(
     Runs on the background sender thread (on the main thread for the
     ``preview`` command), once per tracked call that is not an exact repeat, after
     the call has finished. ``call`` is a `TrackedCall`: the event type, the module,
-    the allow-listed arguments, the outcome and the maintainer's details; read
-    argument objects without calling into them. ``home`` is a folder where the
-    collector may keep a cache, or ``None`` when it must not touch any file.
+    the allow-listed arguments, the outcome and the maintainer's details. Arguments
+    are snapshots taken at the call: strings, numbers, plain lists and dicts, and for
+    any other object an `ObjectState` (``type_name``, its own ``attributes``).
+    ``home`` is a folder where the collector may keep a cache, or ``None`` when it must
+    not touch any file.
     ``dry_run`` is ``True`` for the ``preview`` command: ``home`` is then given for
     reading caches only — answer from what is at hand, write nothing, start nothing.
 
