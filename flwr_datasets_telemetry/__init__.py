@@ -30,11 +30,12 @@ TYPE_CHECKING = False  # import cost: see the list above
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._call import TrackedCall
+    from ._call import ObjectState, TrackedCall
     from ._control import Status, disable, flush, status
     from .hookspecs import hookimpl
 
 _LAZY = {
+    "ObjectState": "._call",
     "TrackedCall": "._call",
     "Status": "._control",
     "disable": "._control",
@@ -44,6 +45,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "ObjectState",
     "Status",
     "TrackedCall",
     "__version__",

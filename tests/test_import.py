@@ -47,6 +47,7 @@ def test_public_names() -> None:
     )
     names, resolved = run.stdout.splitlines()
     assert json.loads(names.replace("'", '"')) == [
+        "ObjectState",
         "Status",
         "TrackedCall",
         "__version__",
