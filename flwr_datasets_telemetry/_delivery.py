@@ -32,7 +32,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _outbox
+from . import _outbox, _spawn
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -119,8 +119,6 @@ def _classify(error: BaseException) -> tuple[bool, bool]:
     if requests is not None and isinstance(error, (requests.ConnectionError, requests.Timeout)):
         return True, True
     text = str(error)
-    if text.startswith("not tried"):  # the transport's own back-off in this process
-        return True, False
     if any(word in text for word in _UNREACHABLE_WORDS):
         return True, True
     return type(error).__name__ == "DeliveryError", False
@@ -336,36 +334,19 @@ def clear_start(telemetry: int) -> None:
         os.unlink(STARTING, dir_fd=telemetry)
 
 
-def _start_detached(home: str) -> bool:
-    try:
-        from ._spawn import start_detached
-    except ImportError:
-        return False
-    return bool(start_detached(UPLOADER_MODULE, [home]))
-
-
 def ensure_uploader(telemetry: int, home: str) -> bool:
     """Make sure an uploader runs for ``home``; False if none could be started."""
     if os.getpid() in _cannot_start:
         return False
     if uploader_running(telemetry) is True or not _announce_start(telemetry):
         return True
-    if _start_detached(os.path.abspath(home)):
+    if _spawn.start_detached(UPLOADER_MODULE, [os.path.abspath(home)]):
         return True
     clear_start(telemetry)
-    if _host_is_waiting():  # not now (the host waits for any child): a later event will
+    if _spawn.host_is_waiting():  # not now (the host waits for any child): a later event
         return True
     _cannot_start.add(os.getpid())
     return False
-
-
-def _host_is_waiting() -> bool:
-    try:
-        from ._spawn import host_is_waiting
-
-        return bool(host_is_waiting())
-    except Exception:
-        return False
 
 
 # -- the host's entry point ------------------------------------------------------------

@@ -86,6 +86,8 @@ class Pipeline:
         if self.decision.enabled or config.logging or preview:
             self.plugins.add_builtins(transports=False)  # see `send`
         self._transports_added = False
+        #: A transport registered in-process (a test capture) delivers every event here.
+        self._in_process = _delivery.in_process_only(self.plugins)
         #: Outbox entries this process made, so that an opt-out can take them back.
         self._handed_over: list[str] = []
         #: Those an uploader was started or found for: `flush` waits for them.
@@ -168,7 +170,7 @@ class Pipeline:
         """Hand the event to the outbox and its uploader; where that cannot be (no
         usable home, no uploader possible, an in-process transport), deliver here."""
         endpoint = self.config.endpoint
-        if not _delivery.in_process_only(self.plugins):
+        if not self._in_process:
             outcome = _delivery.hand_over(
                 self.config, body, endpoint, self._handed_over, self._with_uploader
             )

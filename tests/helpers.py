@@ -45,13 +45,17 @@ def run_python(
         script.write_text(source)
         command = [sys.executable, str(script)] if as_file else [sys.executable, "-c", source]
         command += argv or []
-        return _run(command, child_env, timeout)
+        return run_command(command, child_env, timeout)
 
 
-def _run(command: list[str], env: dict[str, str], timeout: float) -> Run:
+def run_command(
+    command: list[str], env: dict[str, str], timeout: float, *, cwd: Path | None = None
+) -> Run:
+    """``command`` with exactly ``env``, no input, output captured; a hang fails the test."""
     start = time.monotonic()
     done = subprocess.run(
         command,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,

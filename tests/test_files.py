@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ import pytest
 
 from flwr_datasets_telemetry import _files
 
-from .helpers import REPO
+from .helpers import REPO, Run, run_command
 
 SOURCE = "0b9ef7a2-1c5c-4f61-9d5e-8c1f3c2a9b10"
 
@@ -164,23 +163,11 @@ def test_publishing_replaces_a_planted_symlink_not_its_target(tmp_path: Path) ->
 # -- end to end: the command line and a tracked call, with a hostile $FLWR_HOME --------
 
 
-def run(
-    command: list[str], env: dict[str, str], timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
+def run(command: list[str], env: dict[str, str], timeout: float = 30) -> Run:
     """A user's command with this test's environment; a hang fails the test, not the run."""
     child_env = {**os.environ, **env}
-    child_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO / "tests" / "fake_modules"), str(REPO)) if p
-    )
-    return subprocess.run(
-        command,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    child_env["PYTHONPATH"] = os.pathsep.join((str(REPO / "tests" / "fake_modules"), str(REPO)))
+    return run_command(command, child_env, timeout)
 
 
 def console_script() -> str:

@@ -21,7 +21,7 @@ import pytest
 
 from flwr_datasets_telemetry import _spawn
 
-from .helpers import REPO
+from .helpers import REPO, run_command
 
 FAKE = str(REPO / "tests" / "fake_modules")
 HOSTILE_NAMES = (
@@ -231,16 +231,7 @@ def run_program(code: str, cwd: Path, env: dict[str, str], timeout: float = 60) 
     script.write_text(textwrap.dedent(code))
     child_env = {**os.environ, **env}
     child_env["PYTHONPATH"] = os.pathsep.join((FAKE, str(REPO)))
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=cwd,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    done = run_command([sys.executable, str(script)], child_env, timeout, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return done.stdout + done.stderr
 
@@ -351,14 +342,7 @@ def test_a_host_blocked_in_os_wait_right_after_a_tracked_call_gets_its_own_child
     for run in range(4):
         env = {**os.environ, "FLWR_HOME": str(tmp_path / f"home-{run}")}
         env["PYTHONPATH"] = os.pathsep.join((FAKE, str(REPO)))
-        done = subprocess.run(
-            [sys.executable, "-c", WAITS_AT_ONCE],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_command([sys.executable, "-c", WAITS_AT_ONCE], env, 60)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "True", f"run {run}: os.wait() returned one of ours"
 
@@ -408,14 +392,6 @@ def test_the_folder_a_module_host_started_in_stays_out_after_a_chdir(tmp_path: P
         )
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "hostmod"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_command([sys.executable, "-m", "hostmod"], env, 60, cwd=project)
     assert done.returncode == 0, done.stderr
     assert not marker.exists()
