@@ -12,9 +12,14 @@ from . import _choice
 
 TYPE_CHECKING = False  # import cost: see the package docstring
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
-    from typing import Final
+    from typing import Final, Generic, TypeVar
+
+    T = TypeVar("T")
+else:  # `Variable` is generic to the type checker only: here `Generic[T]` is `object`
+    T = None
+    Generic = {T: object}
 
 DEFAULT_ENDPOINT = "https://telemetry.flower.ai/api/v1/event"
 
@@ -31,9 +36,15 @@ STARTED_IN = _working_folder()
 #: Seconds pending events may hold up exit; with interpreter shutdown, under a second.
 DEFAULT_EXIT_TIMEOUT = 0.8
 MAX_EXIT_TIMEOUT = 30.0
+#: How long (seconds) a detached uploader may wait for an endpoint out of reach to come
+#: back before it leaves the events to a later one; it sleeps meanwhile.
+DEFAULT_RETRY_WAIT = 3600.0
+MAX_RETRY_WAIT = 86400.0
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
+#: The words a yes/no variable may hold, in any case.
+_YES: Final = ("1", "true", "yes", "on")
+_NO: Final = ("0", "false", "no", "off")
+_FLAGS: Final = dict.fromkeys(_YES, True) | dict.fromkeys(_NO, False)
 
 
 class Config:
@@ -51,6 +62,7 @@ class Config:
         "local_only",
         "logging",
         "problems",
+        "retry_wait",
         "sources",
     )
 
@@ -68,6 +80,7 @@ class Config:
         local_only: bool = False,
         sources: tuple[tuple[str, str], ...] = (),
         in_process: bool = False,
+        retry_wait: float = DEFAULT_RETRY_WAIT,
     ) -> None:
         #: Which variable turned telemetry off, as ``NAME=value``; ``None`` if none did.
         self.disabled_by = disabled_by
@@ -86,6 +99,8 @@ class Config:
         self.sources = sources
         #: Events never leave the process (`testing.capture_events`): no opt-out applies.
         self.in_process = in_process
+        #: How long an uploader waits for an endpoint out of reach to come back.
+        self.retry_wait = retry_wait
 
     @property
     def active(self) -> bool:
@@ -104,51 +119,123 @@ class Config:
         return None if home is None else home / "source"
 
 
-class YesNo:
-    """A yes/no variable, and what a value that is neither counts as (and why)."""
+class Variable(Generic[T]):
+    """An environment variable: how a value is parsed (``None`` means unclear), what it
+    is when unset, what an unclear value counts as, and why (for the problem report)."""
 
-    __slots__ = ("name", "unclear", "why")
+    __slots__ = ("expected", "name", "parse", "unclear", "unset", "why")
 
-    def __init__(self, name: str, unclear: bool, why: str) -> None:
+    def __init__(  # noqa: PLR0913 - the columns of the table below
+        self,
+        name: str,
+        parse: Callable[[str], T | None],
+        *,
+        unset: T,
+        unclear: T,
+        why: str,
+        expected: str = "a yes/no value",
+    ) -> None:
         self.name = name
-        self.unclear = unclear
+        self.parse = parse
+        self.unset, self.unclear = unset, unclear  # the two fallbacks, side by side
         self.why = why
+        self.expected = expected
+
+    def raw(self, env: Mapping[str, str]) -> str:
+        return env.get(self.name, "").strip()
+
+    def read(self, env: Mapping[str, str], problems: list[str]) -> T:
+        """The variable's value; ``unset`` if unset; ``unclear`` (explained) if unclear."""
+        raw = self.raw(env)
+        if not raw:
+            return self.unset
+        value = self.parse(raw)
+        if value is None:
+            problems.append(f"{self.name}={raw!r} is not {self.expected}; {self.why}")
+            return self.unclear
+        return value
 
 
-#: The yes/no variables, each with its fallback side by side: an unclear value never
-#: turns telemetry on, nor a plugin's off switch off.
-ENABLED: Final = YesNo("FLWR_TELEMETRY_ENABLED", False, "telemetry is disabled to be safe")
-DO_NOT_TRACK: Final = YesNo("DO_NOT_TRACK", True, "telemetry is disabled to be safe")
-LOGGING: Final = YesNo("FLWR_TELEMETRY_LOGGING", False, "logging stays off")
-NO_AUTOLOAD: Final = YesNo(
-    "FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD",
-    False,
-    "plugins are loaded (a plugin may be what turns telemetry off)",
+def _flag(raw: str) -> bool | None:
+    """``True``/``False`` for a recognised yes/no word, ``None`` for anything else."""
+    return _FLAGS.get(raw.strip().lower())
+
+
+def _url(raw: str) -> str | None:
+    """The endpoint if it is an http(s) URL with a host; ``None`` otherwise."""
+    scheme, sep, rest = raw.partition("://")
+    host = rest.split("/", 1)[0].rpartition("@")[2]
+    valid = bool(sep) and scheme.lower() in ("http", "https") and bool(host.split(":")[0])
+    return raw if valid else None
+
+
+def _seconds(raw: str, most: float = MAX_EXIT_TIMEOUT) -> float | None:
+    """A number of seconds from 0 to ``most`` (never NaN); ``None`` otherwise."""
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    return seconds if 0.0 <= seconds <= most else None
+
+
+def _retry_seconds(raw: str) -> float | None:
+    return _seconds(raw, MAX_RETRY_WAIT)
+
+
+def _names(raw: str) -> frozenset[str]:
+    """Comma-separated plugin names, lower case; empty items are skipped."""
+    return frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
+
+
+_SAFE: Final = "telemetry is disabled to be safe"
+
+#: The variables, one row each, with what an unclear value counts as side by side: it
+#: never turns telemetry on, nor a plugin's off switch off, nor sends an event anywhere
+#: but where it was meant to go. Two paths are read apart: ``FLWR_HOME`` (checked on
+#: disk, `_home`) and ``FLWR_TELEMETRY_MACHINE_CONFIG`` (`_choice.machine_file`).
+ENABLED: Final = Variable("FLWR_TELEMETRY_ENABLED", _flag, unset=None, unclear=False, why=_SAFE)
+DO_NOT_TRACK: Final = Variable("DO_NOT_TRACK", _flag, unset=None, unclear=True, why=_SAFE)
+LOGGING: Final = Variable(
+    "FLWR_TELEMETRY_LOGGING", _flag, unset=None, unclear=False, why="logging stays off"
 )
-
-
-def yes_no(env: Mapping[str, str], variable: YesNo, problems: list[str]) -> bool | None:
-    """The variable's value; ``None`` if unset; its fallback (explained) if unclear."""
-    raw = env.get(variable.name, "").strip()
-    if not raw:
-        return None
-    flag = _flag(raw)
-    if flag is None:
-        problems.append(f"{variable.name}={raw!r} is not a yes/no value; {variable.why}")
-        return variable.unclear
-    return flag
-
-
-def _flag(raw: str | None) -> bool | None:
-    """``True``/``False`` for a recognised boolean word, ``None`` for anything else."""
-    if raw is None:
-        return None
-    word = raw.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    return None
+NO_AUTOLOAD: Final = Variable(
+    "FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD",
+    _flag,
+    unset=None,
+    unclear=False,
+    why="plugins are loaded (a plugin may be what turns telemetry off)",
+)
+ENDPOINT: Final = Variable(
+    "FLWR_TELEMETRY_ENDPOINT",
+    _url,
+    unset=DEFAULT_ENDPOINT,
+    unclear=None,  # `read_config` keeps it as given, for `status`, and turns telemetry off
+    why="telemetry is disabled rather than sent elsewhere",
+    expected="an http(s) URL",
+)
+EXIT_TIMEOUT: Final = Variable(
+    "FLWR_TELEMETRY_EXIT_TIMEOUT",
+    _seconds,
+    unset=DEFAULT_EXIT_TIMEOUT,
+    unclear=DEFAULT_EXIT_TIMEOUT,
+    why=f"using {DEFAULT_EXIT_TIMEOUT:g}",
+    expected=f"a number of seconds from 0 to {MAX_EXIT_TIMEOUT:g}",
+)
+RETRY_WAIT: Final = Variable(
+    "FLWR_TELEMETRY_RETRY_WAIT",
+    _retry_seconds,
+    unset=DEFAULT_RETRY_WAIT,
+    unclear=DEFAULT_RETRY_WAIT,
+    why=f"using {DEFAULT_RETRY_WAIT:g}",
+    expected=f"a number of seconds from 0 to {MAX_RETRY_WAIT:g}",
+)
+DISABLE_COLLECTORS: Final[Variable[frozenset[str]]] = Variable(
+    "FLWR_TELEMETRY_DISABLE_COLLECTORS",
+    _names,
+    unset=frozenset(),
+    unclear=frozenset(),  # never used: every value is a list of names, empty ones skipped
+    why="",
+)
 
 
 def _home(environ: Mapping[str, str], problems: list[str]) -> str | None:
@@ -173,12 +260,6 @@ def _home(environ: Mapping[str, str], problems: list[str]) -> str | None:
     return None
 
 
-def _valid_endpoint(url: str) -> bool:
-    scheme, sep, rest = url.partition("://")
-    host = rest.split("/", 1)[0].rpartition("@")[2]
-    return bool(sep) and scheme.lower() in ("http", "https") and bool(host.split(":")[0])
-
-
 def _on_off(
     env: Mapping[str, str], home: str | None, problems: list[str]
 ) -> tuple[str | None, bool, tuple[tuple[str, str], ...]]:
@@ -186,15 +267,15 @@ def _on_off(
     disabled_by: str | None = None
     sources: list[tuple[str, str]] = []
 
-    raw_enabled = env.get(ENABLED.name, "").strip()
+    raw_enabled = ENABLED.raw(env)
     sources.append((ENABLED.name, raw_enabled or "unset"))
     local_only = _choice.word(raw_enabled) == _choice.LOCAL
-    if not local_only and yes_no(env, ENABLED, problems) is False:
+    if not local_only and ENABLED.read(env, problems) is False:
         disabled_by = f"{ENABLED.name}={raw_enabled}"
 
-    raw_dnt = env.get(DO_NOT_TRACK.name, "").strip()
+    raw_dnt = DO_NOT_TRACK.raw(env)
     sources.append((DO_NOT_TRACK.name, raw_dnt or "unset"))
-    if yes_no(env, DO_NOT_TRACK, problems) and disabled_by is None:
+    if DO_NOT_TRACK.read(env, problems) and disabled_by is None:
         disabled_by = f"{DO_NOT_TRACK.name}={raw_dnt}"
 
     for label, path, follow in (
@@ -219,38 +300,16 @@ def read_config(environ: Mapping[str, str] | None = None) -> Config:
     home = _home(env, problems)
     disabled_by, local_only, sources = _on_off(env, home, problems)
 
-    logging_on = yes_no(env, LOGGING, problems) is True
-
-    endpoint = env.get("FLWR_TELEMETRY_ENDPOINT", "").strip() or DEFAULT_ENDPOINT
-    if not _valid_endpoint(endpoint):
-        problems.append(
-            f"FLWR_TELEMETRY_ENDPOINT={endpoint!r} is not an http(s) URL; "
-            "telemetry is disabled rather than sent elsewhere"
-        )
+    logging_on = LOGGING.read(env, problems) is True
+    endpoint = ENDPOINT.read(env, problems)
+    if endpoint is None:  # kept as given, for `status` to show; nothing is sent
+        endpoint = ENDPOINT.raw(env)
         if disabled_by is None:
-            disabled_by = "FLWR_TELEMETRY_ENDPOINT (not an http(s) URL)"
-
-    raw_timeout = env.get("FLWR_TELEMETRY_EXIT_TIMEOUT", "").strip()
-    exit_timeout = DEFAULT_EXIT_TIMEOUT
-    if raw_timeout:
-        try:
-            exit_timeout = float(raw_timeout)
-            if not 0.0 <= exit_timeout <= MAX_EXIT_TIMEOUT:
-                raise ValueError(raw_timeout)
-        except ValueError:
-            exit_timeout = DEFAULT_EXIT_TIMEOUT
-            problems.append(
-                f"FLWR_TELEMETRY_EXIT_TIMEOUT={raw_timeout!r} is not a number of seconds "
-                f"from 0 to {MAX_EXIT_TIMEOUT:g}; using {DEFAULT_EXIT_TIMEOUT:g}"
-            )
-
-    blocked = frozenset(
-        name.strip().lower()
-        for name in env.get("FLWR_TELEMETRY_DISABLE_COLLECTORS", "").split(",")
-        if name.strip()
-    )
-
-    autoload = yes_no(env, NO_AUTOLOAD, problems) is not True
+            disabled_by = f"{ENDPOINT.name} (not an http(s) URL)"
+    exit_timeout = EXIT_TIMEOUT.read(env, problems)
+    retry_wait = RETRY_WAIT.read(env, problems)
+    blocked = DISABLE_COLLECTORS.read(env, problems)
+    autoload = NO_AUTOLOAD.read(env, problems) is not True
 
     return Config(
         disabled_by=disabled_by,
@@ -260,6 +319,7 @@ def read_config(environ: Mapping[str, str] | None = None) -> Config:
         blocked=blocked,
         autoload=autoload,
         exit_timeout=exit_timeout,
+        retry_wait=retry_wait,
         problems=tuple(problems),
         local_only=local_only,
         sources=sources,

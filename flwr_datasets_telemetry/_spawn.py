@@ -37,7 +37,7 @@ import os
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -85,6 +85,8 @@ class _Child(subprocess.Popen[bytes]):
     def __del__(self) -> None:
         pass
 
+
+_P = TypeVar("_P", bound="subprocess.Popen[bytes]")
 
 #: Workers started directly (host is PID 1, or Windows), until `reap` sees them end.
 _direct: list[_Child] = []
@@ -199,6 +201,30 @@ def reap() -> None:
             _direct.remove(child)
 
 
+def _start(
+    kind: type[_P],
+    argv: list[str],
+    stdout: int,
+    *,
+    pass_fds: Sequence[int] = (),
+    creationflags: int = 0,
+) -> _P:
+    """Start ``argv`` (from `command`) as every child here starts: stdin and stderr on
+    ``/dev/null``, in `SAFE_FOLDER`, in a new session, inheriting no descriptor but
+    ``pass_fds``. ``kind`` is `_Child` for a worker that may outlive its object."""
+    return kind(  # our own interpreter and bootstrap
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        cwd=SAFE_FOLDER,
+        close_fds=True,
+        pass_fds=tuple(pass_fds),
+        start_new_session=sys.platform != "win32",
+        creationflags=creationflags,
+    )
+
+
 def start_detached(module: str, arguments: Sequence[str], *, pass_fds: Sequence[int] = ()) -> bool:
     """Start ``module`` as a detached, isolated, idle worker; whether it started.
 
@@ -215,16 +241,8 @@ def start_detached(module: str, arguments: Sequence[str], *, pass_fds: Sequence[
         argv = command(module, arguments, detach=not direct)
         if argv is None:
             return False
-        child = _Child(  # our own interpreter and bootstrap
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=SAFE_FOLDER,
-            close_fds=True,
-            pass_fds=tuple(pass_fds),
-            start_new_session=sys.platform != "win32",
-            creationflags=_DETACHED_FLAGS,
+        child = _start(
+            _Child, argv, subprocess.DEVNULL, pass_fds=pass_fds, creationflags=_DETACHED_FLAGS
         )
         if direct:
             _direct.append(child)
@@ -250,15 +268,7 @@ def run_isolated(module: str, arguments: Sequence[str], timeout: float) -> bytes
     if argv is None:
         return None
     try:
-        child = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=SAFE_FOLDER,
-            close_fds=True,
-            start_new_session=sys.platform != "win32",
-        )
+        child = _start(subprocess.Popen, argv, subprocess.PIPE)
     except Exception:
         return None
     try:

@@ -56,7 +56,16 @@ def test_endpoint_default_and_override() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("0", 0.0), ("2.5", 2.5), ("-1", 0.8), ("soon", 0.8), ("1e9", 0.8), ("nan", 0.8)],
+    [
+        ("0", 0.0),
+        ("2.5", 2.5),
+        (" 30 ", 30.0),
+        ("-1", 0.8),
+        ("soon", 0.8),
+        ("1e9", 0.8),
+        ("nan", 0.8),
+        ("inf", 0.8),
+    ],
 )
 def test_exit_timeout(raw: str, expected: float) -> None:
     assert read_config({"FLWR_TELEMETRY_EXIT_TIMEOUT": raw}).exit_timeout == expected
@@ -101,3 +110,77 @@ def test_an_unusable_home_is_said_and_nothing_is_stored(kind: str, tmp_path: Pat
 def test_a_relative_home_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert read_config({"FLWR_HOME": "here"}).home == str(tmp_path / "here")
+
+
+#: Each variable with an unclear value, in the order they are read: the problem
+#: reported, word for word, and the safe choice it falls back to.
+UNCLEAR = [
+    (
+        "FLWR_TELEMETRY_ENABLED",
+        "perhaps",
+        "FLWR_TELEMETRY_ENABLED='perhaps' is not a yes/no value; telemetry is disabled to be safe",
+        ("enabled", False),
+    ),
+    (
+        "DO_NOT_TRACK",
+        "maybe",
+        "DO_NOT_TRACK='maybe' is not a yes/no value; telemetry is disabled to be safe",
+        ("enabled", False),
+    ),
+    (
+        "FLWR_TELEMETRY_LOGGING",
+        "loud",
+        "FLWR_TELEMETRY_LOGGING='loud' is not a yes/no value; logging stays off",
+        ("logging", False),
+    ),
+    (
+        "FLWR_TELEMETRY_ENDPOINT",
+        "ftp://x/y",
+        "FLWR_TELEMETRY_ENDPOINT='ftp://x/y' is not an http(s) URL; telemetry is disabled rather than sent elsewhere",
+        ("enabled", False),
+    ),
+    (
+        "FLWR_TELEMETRY_EXIT_TIMEOUT",
+        "soon",
+        "FLWR_TELEMETRY_EXIT_TIMEOUT='soon' is not a number of seconds from 0 to 30; using 0.8",
+        ("exit_timeout", 0.8),
+    ),
+    (
+        "FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD",
+        "what",
+        "FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD='what' is not a yes/no value; plugins are loaded (a plugin may be what turns telemetry off)",
+        ("autoload", True),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "raw", "problem", "fallback"), UNCLEAR)
+def test_an_unclear_value_falls_back_to_the_safe_choice_and_says_why(
+    name: str, raw: str, problem: str, fallback: tuple[str, object], home: Path
+) -> None:
+    config = read_config({"FLWR_HOME": str(home), name: f" {raw} "})
+    assert config.problems == (problem,)
+    attribute, value = fallback
+    assert getattr(config, attribute) == value
+
+
+def test_problems_are_reported_in_the_order_of_the_variables(home: Path) -> None:
+    environ = {name: raw for name, raw, _, _ in UNCLEAR}
+    config = read_config({"FLWR_HOME": str(home / "missing" / "x"), **environ})
+    assert config.problems[0].startswith("FLWR_HOME ")
+    assert config.problems[1:] == tuple(problem for _, _, problem, _ in UNCLEAR)
+
+
+def test_an_unclear_endpoint_is_kept_as_given_and_turns_telemetry_off() -> None:
+    config = read_config({"FLWR_TELEMETRY_ENDPOINT": " ftp://x/y "})
+    assert config.endpoint == "ftp://x/y"  # what `status` shows
+    assert config.disabled_by == "FLWR_TELEMETRY_ENDPOINT (not an http(s) URL)"
+    earlier = read_config({"DO_NOT_TRACK": "1", "FLWR_TELEMETRY_ENDPOINT": "ftp://x/y"})
+    assert earlier.disabled_by == "DO_NOT_TRACK=1"  # the first reason found is kept
+
+
+@pytest.mark.parametrize("raw", ["", " ", ",", " , ,, "])
+def test_blocked_collectors_are_never_unclear(raw: str) -> None:
+    config = read_config({"FLWR_TELEMETRY_DISABLE_COLLECTORS": raw})
+    assert config.blocked == frozenset()
+    assert config.problems == ()

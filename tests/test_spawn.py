@@ -51,8 +51,11 @@ facts = {
     "nice": os.nice(0),
     "json": json.__file__,
     "argv": sys.argv[1:],
-    "stdin": os.readlink("/proc/self/fd/0") if os.path.exists("/proc/self/fd/0") else None,
 }
+if os.path.isdir("/proc/self/fd"):
+    facts["fds"] = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+    for number, stream in enumerate(("stdin", "stdout", "stderr")):
+        facts[stream] = os.readlink(f"/proc/self/fd/{number}")
 if len(sys.argv) > 1 and sys.argv[1] == "--to":
     with open(sys.argv[2] + ".tmp", "w") as out:
         json.dump(facts, out)
@@ -148,6 +151,48 @@ def test_a_detached_worker_is_not_our_child_and_runs_at_idle_priority(
     assert _spawn._direct == []  # nothing left for this process to reap
 
 
+def high_descriptor(*, inheritable: bool) -> int:
+    """An open descriptor numbered above any a fresh interpreter opens by itself."""
+    import fcntl
+
+    low = os.open(os.devnull, os.O_RDONLY)
+    try:
+        fd = fcntl.fcntl(low, fcntl.F_DUPFD, 100)
+    finally:
+        os.close(low)
+    os.set_inheritable(fd, inheritable)
+    return fd
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="Linux /proc")
+def test_both_kinds_of_child_start_alike_but_for_their_output_and_passed_descriptors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reporter_on_path(tmp_path, monkeypatch)
+    stray, kept = high_descriptor(inheritable=True), high_descriptor(inheritable=False)
+    report = tmp_path / "report.json"
+    try:
+        output = _spawn.run_isolated("reporter_module", [], timeout=30)
+        assert _spawn.start_detached("reporter_module", ["--to", str(report)], pass_fds=[kept])
+        assert wait_for(report)
+    finally:
+        os.close(stray)
+        os.close(kept)
+    assert output is not None
+    isolated, detached = json.loads(output), json.loads(report.read_text())
+    for facts in (isolated, detached):
+        assert facts["stdin"] == facts["stderr"] == os.devnull
+        assert facts["cwd"] == os.path.abspath(os.sep)
+        assert facts["isolated"] == 1
+        assert facts["sid"] != os.getsid(0)  # a session of its own: no terminal signals
+        assert stray not in facts["fds"]  # close_fds: nothing inherited unasked
+    assert isolated["sid"] == isolated["pid"]
+    assert isolated["stdout"].startswith("pipe:")  # its output is what run_isolated returns
+    assert detached["stdout"] == os.devnull
+    assert kept in detached["fds"]  # pass_fds: the uploader's lock
+    assert kept not in isolated["fds"]
+
+
 def test_a_host_that_is_pid_1_reaps_its_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,13 +222,10 @@ assert _spawn.start_detached("sleeper", [])
 
 def test_a_pid_1_host_may_exit_before_its_worker_without_a_word(tmp_path: Path) -> None:
     (tmp_path / "sleeper.py").write_text("import time\ntime.sleep(5)\n")
-    done = subprocess.run(
+    done = run_command(
         [sys.executable, "-W", "error", "-c", PID_1_HOST_EXITS_FIRST, str(tmp_path)],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+        {**os.environ, "PYTHONPATH": str(REPO)},
+        30,
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no "ResourceWarning: subprocess ... is still running"
