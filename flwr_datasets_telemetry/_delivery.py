@@ -29,8 +29,7 @@ import stat
 import sys
 import time
 import zlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from . import _outbox, _spawn
 
@@ -66,6 +65,8 @@ _UNREACHABLE_WORDS: Final = ("not trying again", "ConnectionError", "Timeout")
 #: an uploader (one lets go of its lock briefly before it ends) it stops waiting.
 _POLL: Final = 0.02
 _IDLE_POLLS: Final = 5
+#: Every how many looks `await_delivery` reads the record for failed attempts.
+_FAILED_EVERY: Final = 10
 #: Outbox entries a host remembers, to take back after an opt-out.
 MAX_RETRACTABLE: Final = 1000
 #: Processes (pids) in which no uploader could be started: they deliver in-process.
@@ -87,8 +88,7 @@ def offline(environ: Any = None) -> bool:
 # -- delivery through the transports (shared by the uploader and the in-process path) --
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What happened to one event, in the words the log and the record show."""
 
     delivered: bool
@@ -397,15 +397,17 @@ def _hand_over(
     if is_offline:
         return QUEUED_OFFLINE
     try:
-        return _start_delivery(home, endpoint, name)
+        return _start_delivery(home, endpoint, name, config.retry_wait)
     except OSError:  # the event is in the outbox: a later host starts the uploader
         return QUEUED
 
 
-def _start_delivery(home: str, endpoint: str, name: str) -> str | None:
+def _start_delivery(home: str, endpoint: str, name: str, patience: float) -> str | None:
     with _outbox.opened(home) as (telemetry, outbox):
         until = backing_off(telemetry, endpoint)
         if until is not None:
+            if until - time.time() <= patience:  # an uploader waits it out
+                ensure_uploader(telemetry, home)
             return QUEUED_BACKOFF.format(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)))
         if ensure_uploader(telemetry, home):
             return QUEUED
@@ -432,23 +434,28 @@ def retract(home: str | None, names: list[str]) -> int:
     return taken
 
 
-def await_delivery(home: str | None, pending: list[tuple[str, bytes]], timeout: float) -> bool:
+def await_delivery(
+    home: str | None, pending: list[tuple[str, bytes]], timeout: float, endpoint: str
+) -> bool:
     """Wait (polling, at most ``timeout``) until the uploader is done with ``pending``
-    (outbox names and bodies this process handed over); True if each was delivered.
+    (outbox names and bodies this process handed over to ``endpoint``); True if each
+    was delivered.
 
-    For `flush` only: exit never waits for the network.
+    For `flush` only: exit never waits for the network. Events that wait for a later
+    attempt (the endpoint is out of reach, or each was tried and failed) end the wait.
     """
     if not pending:
         return True
     if home is None:
         return False
     deadline = time.monotonic() + max(0.0, timeout)
-    idle = 0
+    idle = polls = 0
     try:
         while True:
             with _outbox.opened(home) as (telemetry, outbox):
                 present = _outbox.names(outbox)
                 working = uploader_running(telemetry) is not False or _starting(telemetry)
+                out_of_reach = backing_off(telemetry, endpoint) is not None
             left = [
                 (name, body)
                 for name, body in pending
@@ -456,9 +463,15 @@ def await_delivery(home: str | None, pending: list[tuple[str, bytes]], timeout: 
             ]
             if not left:
                 break
+            polls += 1
             idle = 0 if working else idle + 1
-            # Nobody is working on them (a failure put them back to wait): not now.
-            if idle >= _IDLE_POLLS or time.monotonic() >= deadline:
+            # Nobody is working on them, or they wait for a later attempt: not now.
+            if (
+                idle >= _IDLE_POLLS
+                or out_of_reach
+                or (polls % _FAILED_EVERY == 0 and _all_failed(home, left))
+                or time.monotonic() >= deadline
+            ):
                 return False
             time.sleep(_POLL)
         outcomes = {entry.body: entry.outcome or "" for entry in _outbox.records(home)}
@@ -469,3 +482,11 @@ def await_delivery(home: str | None, pending: list[tuple[str, bytes]], timeout: 
         with contextlib.suppress(ValueError):
             pending.remove(item)  # only those this call saw done; later ones stay
     return done
+
+
+def _all_failed(home: str, left: list[tuple[str, bytes]]) -> bool:
+    """Whether the record shows a failed attempt for each event in ``left`` (they now
+    wait, in the outbox, for the uploader's next attempt)."""
+    recent = _outbox.records(home, limit=len(left) + 64)
+    failed = {entry.body for entry in recent if not (entry.outcome or "").startswith("delivered")}
+    return all(body in failed for _, body in left)

@@ -30,11 +30,18 @@ FORK_WAIT = 1.0
 class _Hooks:
     """What this module registered, and what a fork in progress found."""
 
-    __slots__ = ("exit_hooks_pid", "fork_guard", "guard_held", "in_plugin_import")
+    __slots__ = (
+        "exit_hooks_pid",
+        "fork_guard",
+        "guard_after_logging",
+        "guard_held",
+        "in_plugin_import",
+    )
 
     def __init__(self) -> None:
         self.exit_hooks_pid: int | None = None
         self.fork_guard = False
+        self.guard_after_logging = False
         self.guard_held: bool | None = None
         self.in_plugin_import = False
 
@@ -70,8 +77,11 @@ def register_exit_hooks() -> None:
 
 
 def _before_fork() -> None:
-    # Registered after `logging` was imported, so it runs before logging's own handler,
-    # which takes the logging lock that the sender's imports may need.
+    # Registered (again) after `logging` was imported, so that it runs before logging's
+    # own handler, which takes the logging lock that the sender's imports may need; the
+    # earlier registration then finds the work done.
+    if _state.guard_held is not None:
+        return
     _state.in_plugin_import = _runtime.STATE.plugin_imports > 0
     _state.guard_held = _runtime.IMPORT_GUARD.acquire(True, FORK_WAIT)
 
@@ -96,10 +106,32 @@ def _after_fork_in_child() -> None:
 
 
 def register_fork_guard() -> None:
-    """Installed with the first sender: before that nothing can be mid-import."""
-    if not _state.fork_guard and hasattr(os, "register_at_fork"):
-        _state.fork_guard = True
-        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
+    """Installed with the first sender (before that nothing can be mid-import), and
+    once more after `logging` is imported (see `_before_fork`)."""
+    if not hasattr(os, "register_at_fork"):
+        return
+    after_logging = "logging" in sys.modules
+    if _state.fork_guard and (_state.guard_after_logging or not after_logging):
+        return
+    _state.fork_guard = True
+    _state.guard_after_logging = after_logging
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
+
+
+def import_logging() -> None:
+    """Import `logging` where a fork cannot catch the import half done, then put our
+    fork guard ahead of its fork handlers. Only with logging on, or before requests is
+    imported for in-process delivery: otherwise a host never imports `logging` for us.
+    """
+    if "logging" not in sys.modules:
+        held = _runtime.IMPORT_GUARD.acquire(True, FORK_WAIT)
+        try:
+            import logging  # noqa: F401 - imported for its fork handlers
+        finally:
+            if held:
+                _runtime.IMPORT_GUARD.release()
+    if _state.fork_guard:
+        register_fork_guard()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork

@@ -31,8 +31,7 @@ import re
 import stat
 import time
 import zlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from . import _files
 
@@ -78,8 +77,7 @@ class OversizedError(ValueError):
     """The event is larger than `MAX_ENTRY`: dropped and counted, never written."""
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One event on disk: waiting in the outbox, or an outcome in the record."""
 
     name: str

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import datetime
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from . import _choice, _delivery, _log, _notice, _runtime
+from . import _choice, _delivery, _lifecycle, _log, _notice, _runtime
 from ._identity import source_id
 from ._payload import assemble, dumps
 from ._plugins import Plugins, load_plugins
@@ -27,8 +26,7 @@ if TYPE_CHECKING:
 MAX_SENT: Final = 10_000
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """Whether telemetry is on, what decided it, and every source that was asked."""
 
     enabled: bool
@@ -184,6 +182,7 @@ class Pipeline:
                 return True
         if not self._transports_added:  # requests is imported only on this path
             self._transports_added = True
+            _lifecycle.import_logging()  # urllib3 imports it: see there
             self.plugins.add_builtins(collectors=False)
         result = _delivery.deliver(self.plugins, body, payload, endpoint)
         _log.log(f"event {event_type}: {result.text}")
@@ -191,7 +190,9 @@ class Pipeline:
 
     def await_delivery(self, timeout: float) -> bool:
         """Wait until the uploader is done with this process's events (for `flush`)."""
-        return _delivery.await_delivery(self.config.home, self._with_uploader, timeout)
+        return _delivery.await_delivery(
+            self.config.home, self._with_uploader, timeout, self.config.endpoint
+        )
 
     def retract(self) -> None:
         """After an opt-out, take back what this process put in the outbox."""

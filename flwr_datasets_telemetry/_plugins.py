@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Final
 
@@ -55,18 +54,19 @@ def _ours_to_keep(error: BaseException) -> bool:
     )
 
 
-@dataclass
 class Plugins:
     """The registered plugins of one process and the distribution of each."""
 
-    manager: pluggy.PluginManager
-    origins: dict[str, str] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    #: Names taken by entry points (even ones that failed to load): no built-in for them.
-    claimed: set[str] = field(default_factory=set)
-    #: ``(name, origin)`` of kept-out plugins that still answered "off".
-    off_switches: list[tuple[str, str]] = field(default_factory=list)
-    _failed: set[tuple[str, str]] = field(default_factory=set)
+    def __init__(self, manager: pluggy.PluginManager) -> None:
+        self.manager = manager
+        #: Plugin name -> the distribution (name and version) it comes from.
+        self.origins: dict[str, str] = {}
+        self.problems: list[str] = []
+        #: Names taken by entry points (even ones that failed to load): no built-in for them.
+        self.claimed: set[str] = set()
+        #: ``(name, origin)`` of kept-out plugins that still answered "off".
+        self.off_switches: list[tuple[str, str]] = []
+        self._failed: set[tuple[str, str]] = set()
 
     def add_builtins(self, *, collectors: bool = True, transports: bool = True) -> None:
         """Register each built-in whose name is neither claimed nor blocked.

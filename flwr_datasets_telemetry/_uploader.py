@@ -3,10 +3,18 @@
 Started detached by a host that found work and no uploader (see `_delivery`). It holds
 ``uploader.lock`` while it works, delivers every waiting event through the
 ``telemetry_send`` transports (one keep-alive session: the built-in ``http`` keeps its
-own), each to the endpoint stored with it, records each outcome, and exits when the
-outbox holds nothing it can deliver now. It reads the configuration again before each
-event: an opt-out (variable, persistent setting, plugin) or local-only mode that
-appeared since it started stops it before the next send. Nothing is ever printed.
+own), each to the endpoint stored with it, and records each outcome. It reads the
+configuration again before each event: an opt-out (variable, persistent setting,
+plugin) or local-only mode that appeared since it started stops it before the next
+send. Nothing is ever printed.
+
+An endpoint out of reach (the machine-wide back-off of `_delivery`) or failing with a
+server error (a back-off of this run, doubling) is tried again when its back-off ends,
+so that an outage ends with every event delivered even if no host runs afterwards. The
+uploader sleeps meanwhile, still holding the lock, looking for new events every
+`LOOK_EVERY` seconds. It exits when the outbox is empty, or when the next attempt is
+further away than ``FLWR_TELEMETRY_RETRY_WAIT`` (then the first host to run after the
+back-off starts a new one).
 
 Each event is claimed by renaming it before it is sent and deleted after: killed
 mid-send, the claim grows stale and a later uploader sends the event again — twice
@@ -19,13 +27,16 @@ import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from . import _delivery, _outbox
 from ._config import read_config
 
 if TYPE_CHECKING:
     from ._plugins import Plugins
+
+#: How often (seconds) a waiting uploader looks for new events it can deliver now.
+LOOK_EVERY: Final = 10.0
 
 
 class Uploader:
@@ -35,10 +46,14 @@ class Uploader:
         self.home = home
         self.token = _outbox.random_token()
         self._plugins: Plugins | None = None
-        #: Events looked at in this run: each is tried at most once per run.
+        #: Events looked at in this pass: each is tried at most once per pass.
         self.tried: set[str] = set()
-        #: Endpoints not to try again in this run (out of reach, failing, backing off).
+        #: Endpoints not to try again in this pass (out of reach, failing, backing off).
         self.skipped: set[str] = set()
+        #: Endpoint of each event left waiting, so that a later pass need not read it.
+        self.endpoint_of: dict[str, str] = {}
+        #: This run's back-off after a server error: endpoint -> (next attempt, delay).
+        self.failing: dict[str, tuple[float, float]] = {}
         self.stopped = False
 
     def plugins(self) -> Plugins | None:
@@ -79,18 +94,20 @@ class Uploader:
 
     def one(self, telemetry: int, outbox: int, name: str) -> bool:
         """Try to deliver one event; False if sending is no longer allowed."""
+        known = self.endpoint_of.get(name)
+        if known is not None and not self.due(telemetry, known):
+            return True
         data = _outbox.read_regular(outbox, name, _outbox.MAX_ENTRY)
         if data is None:  # gone (another uploader took it), unreadable now, or not ours
+            self.endpoint_of.pop(name, None)
             return True
         entry = _outbox.decode(name, data)
         if entry is None:  # read whole, and not a whole event of ours
             _outbox.drop_corrupt(telemetry, outbox, name)
             return True
         endpoint = entry.endpoint
-        if endpoint in self.skipped:
-            return True
-        if _delivery.backing_off(telemetry, endpoint) is not None:
-            self.skipped.add(endpoint)
+        self.endpoint_of[name] = endpoint
+        if not self.due(telemetry, endpoint):
             return True
         plugins = self.allowed()
         if plugins is None:
@@ -108,14 +125,70 @@ class Uploader:
         _outbox.record(self.home, entry, outcome.text)
         if outcome.delivered or not outcome.retry:
             _outbox.finish(outbox, claimed)
+            self.endpoint_of.pop(name, None)
         else:
             _outbox.release(outbox, claimed)
             self.skipped.add(endpoint)
         if outcome.unreachable:
             _delivery.note_unreachable(telemetry, endpoint)
+        elif outcome.retry:
+            self.note_failing(endpoint)
         elif outcome.delivered:
+            self.failing.pop(endpoint, None)
             _delivery.note_reachable(telemetry, endpoint)
         return True
+
+    def due(self, telemetry: int, endpoint: str) -> bool:
+        """Whether ``endpoint`` may be tried in this pass (no back-off holds it)."""
+        if endpoint in self.skipped:
+            return False
+        if self.next_attempt(telemetry, endpoint) is not None:
+            self.skipped.add(endpoint)
+            return False
+        return True
+
+    def next_attempt(self, telemetry: int, endpoint: str) -> float | None:
+        """When ``endpoint`` may be tried again (wall clock), if not now."""
+        until = _delivery.backing_off(telemetry, endpoint)
+        failing = self.failing.get(endpoint)
+        if failing is not None and failing[0] > time.time():
+            until = max(until or 0.0, failing[0])
+        return until
+
+    def note_failing(self, endpoint: str) -> None:
+        """A server error (after the transport's own retries): wait, doubling."""
+        previous = self.failing.get(endpoint)
+        delay = _delivery.FIRST_BACKOFF if previous is None else 2 * previous[1]
+        delay = min(delay, _delivery.MAX_BACKOFF)
+        self.failing[endpoint] = (time.time() + delay, delay)
+
+    def pause(self, patience: float) -> float | None:
+        """Seconds to sleep before the next pass; ``None`` when this run is over.
+
+        Over when nothing waits that this run could deliver, or when the earliest next
+        attempt is more than ``patience`` seconds away.
+        """
+        if self.stopped:
+            return None
+        try:
+            with _outbox.opened(self.home) as (telemetry, outbox):
+                waiting = set(_outbox.waiting_names(outbox))
+                if waiting - self.tried:
+                    return 0.0  # events that arrived after the pass looked: look again
+                endpoints = {e for n, e in self.endpoint_of.items() if n in waiting}
+                attempts = [self.next_attempt(telemetry, e) for e in endpoints]
+        except OSError:
+            return None
+        if not attempts:
+            return None
+        now = time.time()
+        wait = max(0.0, min(a or now for a in attempts) - now)
+        return None if wait > patience else min(wait, LOOK_EVERY)
+
+    def next_pass(self) -> None:
+        """Forget what this pass skipped: events whose back-off ended are tried again."""
+        self.tried.clear()
+        self.skipped.clear()
 
     def more(self) -> bool:
         """Whether events this run has not tried arrived (checked after the lock is let go)."""
@@ -135,6 +208,7 @@ def run(home: str) -> int:
     appends, sees the lock still held and starts nobody.
     """
     uploader = Uploader(home)
+    patience = read_config().retry_wait
     try:
         with _outbox.opened(home) as (telemetry, _):
             while True:
@@ -144,6 +218,10 @@ def run(home: str) -> int:
                     return 0  # another uploader is at work
                 try:
                     uploader.run_once()
+                    while (pause := uploader.pause(patience)) is not None:
+                        time.sleep(pause)  # an outage: wait it out, lock held
+                        uploader.next_pass()
+                        uploader.run_once()
                 finally:
                     os.close(lock)  # lets go of the lock
                 if not uploader.more():

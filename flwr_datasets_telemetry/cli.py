@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from . import _choice, _outbox, _runtime
 from ._call import SUCCESS, TrackedCall
-from ._control import Status, status
 from ._identity import read_source
 from ._pipeline import Pipeline
+from ._status import Status, status
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ ENVIRONMENT: Final = (
     ("FLWR_TELEMETRY_DISABLE_COLLECTORS", "plugins to block, e.g. hardware,names"),
     ("FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD", "1: load only the built-in plugins"),
     ("FLWR_TELEMETRY_EXIT_TIMEOUT", "seconds events may delay exit (default 0.8)"),
+    ("FLWR_TELEMETRY_RETRY_WAIT", "seconds the uploader waits out an outage (default 3600)"),
     ("HF_HUB_OFFLINE, HF_DATASETS_OFFLINE", "1: no network attempt"),
 )
 EPILOG: Final = "\n".join(

@@ -44,6 +44,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # The machine's own setting (if any) must not decide the tests.
     monkeypatch.setenv("FLWR_TELEMETRY_MACHINE_CONFIG", str(tmp_path / "machine.conf"))
     monkeypatch.setenv("FLWR_TELEMETRY_ENDPOINT", refused_url())
+    # Uploaders started by tests give up at the first failure instead of waiting out
+    # the back-off (a minute, doubling) in the background after the test is over.
+    monkeypatch.setenv("FLWR_TELEMETRY_RETRY_WAIT", "0")
 
 
 @pytest.fixture

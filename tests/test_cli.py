@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from flwr_datasets_telemetry import __version__
-from flwr_datasets_telemetry._control import Status
+from flwr_datasets_telemetry._status import Status
 from flwr_datasets_telemetry.collectors.hardware import machine_key
 
 from .distributions import pip_install

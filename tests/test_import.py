@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from .helpers import run_python
+from .servers import Endpoint
 
 PROBE = """
 import json, os, sys
@@ -59,3 +60,23 @@ def test_public_names() -> None:
         "track",
     ]
     assert resolved == "True"
+
+
+EVENT_PATH = """
+import json, sys
+import flwr_datasets_telemetry as t
+t.event("once")
+delivered = t.flush(60)
+kept_out = ("logging", "hashlib", "dataclasses", "requests", "cpuinfo")
+print(json.dumps({"delivered": delivered, "loaded": [m for m in kept_out if m in sys.modules]}))
+"""
+
+
+def test_the_event_path_leaves_out_what_a_host_without_logging_never_needs(
+    endpoint: Endpoint,
+) -> None:
+    """The modules the package docstring says the first event does without."""
+    run = run_python(EVENT_PATH, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url})
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"delivered": True, "loaded": []}
+    assert len(endpoint.bodies) == 1

@@ -113,8 +113,10 @@ def test_a_refused_endpoint_backs_off_for_the_whole_machine(home: Path) -> None:
         assert until is not None
         assert until - time.time() == pytest.approx(_delivery.FIRST_BACKOFF, abs=30)
 
-    # A host appends and starts no uploader; an uploader started anyway tries nothing.
-    outcome = _delivery.hand_over(Config(home=str(home), endpoint=refused), event(9), refused)
+    # A host whose uploaders would not wait that long appends and starts none; an
+    # uploader started anyway tries nothing.
+    impatient = Config(home=str(home), endpoint=refused, retry_wait=30)
+    outcome = _delivery.hand_over(impatient, event(9), refused)
     assert outcome is not None
     assert outcome.startswith("queued: the endpoint was out of reach")
     assert not (home / "telemetry" / _delivery.STARTING).exists()
@@ -206,6 +208,119 @@ def test_an_opt_out_stops_the_uploader(
     assert endpoint.bodies == []
     assert [e.body for e in _outbox.waiting(str(home))] == bodies
     assert _outbox.records(str(home)) == []
+
+
+PATIENT_UPLOADER = """
+import sys
+from flwr_datasets_telemetry import _delivery, _uploader
+from flwr_datasets_telemetry.transports import http
+_delivery.FIRST_BACKOFF = 0.3  # a minute in a real uploader, doubling
+http.FIRST_BACK_OFF = 0.1  # the transport's own, always shorter than the machine's
+_uploader.LOOK_EVERY = 0.1
+sys.exit(_uploader.main(sys.argv[1:]))
+"""
+
+
+def test_an_uploader_waits_out_an_outage_then_delivers_everything(home: Path) -> None:
+    """No host runs after the outage: the waiting uploader alone delivers the events."""
+    url = refused_url()
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    before = fill(home, url, range(3))
+    uploader = subprocess.Popen(
+        [sys.executable, "-c", PATIENT_UPLOADER, str(home)],
+        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # Two attempts failed (one event each: the endpoint is then left alone), and
+        # the uploader is still there, waiting, holding the lock: hosts start nobody.
+        assert wait_until(lambda: len(_outbox.records(str(home))) >= 2)
+        assert uploader.poll() is None
+        assert not uploader_gone(home)
+        during = fill(home, url, range(3, 5))  # hosts keep appending meanwhile
+        server = Endpoint(port=port)  # the endpoint comes back
+        try:
+            out, err = uploader.communicate(timeout=60)
+            assert (uploader.returncode, out, err) == (0, b"", b"")
+            assert sorted(server.bodies) == sorted(before + during)
+        finally:
+            server.close()
+    finally:
+        if uploader.poll() is None:
+            uploader.kill()
+            uploader.communicate()
+    assert _outbox.waiting(str(home)) == []
+    failures = [r for r in _outbox.records(str(home)) if r.outcome != "delivered by 'http'"]
+    assert all("ConnectionError" in str(r.outcome) for r in failures)
+    with _outbox.opened(str(home)) as (telemetry, _):
+        assert _delivery.backing_off(telemetry, url) is None  # it answered: back-off over
+
+
+def test_a_server_error_is_tried_again_after_a_growing_wait(home: Path) -> None:
+    """A 503 (after the transport's own retries) is no outage: this run backs off alone."""
+    failing = Endpoint([503] * 6)  # the transport tries 3 times per attempt
+    try:
+        bodies = fill(home, failing.url, range(2))
+        done = subprocess.run(
+            [sys.executable, "-c", PATIENT_UPLOADER, str(home)],
+            env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+        assert sorted(failing.bodies) == sorted(bodies)
+        outcomes = [r.outcome for r in _outbox.records(str(home))]
+        assert outcomes.count("delivered by 'http'") == 2
+        assert sum("HTTP 503" in str(o) for o in outcomes) == 2
+        with _outbox.opened(str(home)) as (telemetry, _):
+            assert _delivery.backing_off(telemetry, failing.url) is None  # never machine-wide
+    finally:
+        failing.close()
+
+
+def test_a_host_starts_an_uploader_that_waits_out_a_short_back_off(
+    endpoint: Endpoint, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLWR_TELEMETRY_RETRY_WAIT", "60")  # the uploader's own setting
+    with _outbox.opened(str(home), create=True) as (telemetry, _):
+        short = {"endpoint": endpoint.url, "until": time.time() + 1, "delay": 1.0}
+        name = _delivery._backoff_name(endpoint.url)
+        _outbox.publish(telemetry, name, json.dumps(short).encode(), replace=True)
+    config = Config(home=str(home), endpoint=endpoint.url, retry_wait=60)
+    outcome = _delivery.hand_over(config, event(1), endpoint.url)
+    assert str(outcome).startswith("queued: the endpoint was out of reach")
+    assert endpoint.wait_for(1, timeout=60)  # nobody else was there to send it
+    assert endpoint.bodies == [event(1)]
+    assert wait_until(lambda: uploader_gone(home))
+
+
+def test_flush_stops_waiting_when_the_endpoint_is_out_of_reach(home: Path) -> None:
+    """An uploader that waits out a back-off holds its lock; `flush` must not wait too."""
+    url = refused_url()
+    body = event(1)
+    name = _outbox.append(str(home), url, body)
+    with _outbox.opened(str(home)) as (telemetry, _):
+        _delivery.note_unreachable(telemetry, url)
+        lock = _delivery.take_lock(telemetry)  # as a waiting uploader holds it
+        assert lock is not None
+        try:
+            start = time.monotonic()
+            assert not _delivery.await_delivery(str(home), [(name, body)], 30.0, url)
+            assert time.monotonic() - start < 10
+        finally:
+            os.close(lock)
+
+
+def test_an_uploader_does_not_wait_beyond_its_patience(home: Path) -> None:
+    """``FLWR_TELEMETRY_RETRY_WAIT=0`` (the suite's default): one try, then exit."""
+    waiting = fill(home, refused_url(), range(2))
+    start = time.monotonic()
+    run_uploader(home, {"FLWR_TELEMETRY_RETRY_WAIT": "0"})
+    assert time.monotonic() - start < _delivery.FIRST_BACKOFF  # it did not wait it out
+    assert [e.body for e in _outbox.waiting(str(home))] == waiting
+    assert len(_outbox.records(str(home))) == 1
 
 
 STATIC_UPLOADER = """
