@@ -1,16 +1,20 @@
 """A whole program of short calls, timed from outside: what a user's run takes.
 
-Arguments: ``plain`` or ``tracked`` (is ``work`` decorated?), CALLS. Both variants
-import the package, so the difference between them is the decoration alone.
+Arguments: ``plain`` or ``tracked`` (is ``work`` decorated?), CALLS, and optionally
+PRELOAD: comma-separated modules imported first, as a host that already imports them
+would (`benchmarks.run.HOST_STDLIB`). Both variants import the package (and PRELOAD),
+so the difference between them is the decoration alone.
 """
 
 from __future__ import annotations
 
 import sys
 
-import flwr_datasets_telemetry as t
-
 mode, calls = sys.argv[1], int(sys.argv[2])
+for module in sys.argv[3].split(",") if len(sys.argv) > 3 else ():
+    __import__(module)  # the host's own imports, before ours
+
+import flwr_datasets_telemetry as t  # noqa: E402  (after the host's imports)
 
 
 def work(n: int) -> int:
