@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 
 #: How often (seconds) a waiting uploader looks for new events it can deliver now.
 LOOK_EVERY: Final = 10.0
+#: How long (seconds) an uploader stays after the outbox is empty, and how often it
+#: looks meanwhile: the hosts of a burst (a hundred workers started together) that
+#: write after the first event went out find it still there and start no other.
+LINGER: Final = 2.0
+LINGER_LOOK: Final = 0.1
 
 
 class Uploader:
@@ -54,6 +59,8 @@ class Uploader:
         self.endpoint_of: dict[str, str] = {}
         #: This run's back-off after a server error: endpoint -> (next attempt, delay).
         self.failing: dict[str, tuple[float, float]] = {}
+        #: When the outbox was last found empty (monotonic), while lingering.
+        self.empty_since: float | None = None
         self.stopped = False
 
     def plugins(self) -> Plugins | None:
@@ -165,8 +172,9 @@ class Uploader:
     def pause(self, patience: float) -> float | None:
         """Seconds to sleep before the next pass; ``None`` when this run is over.
 
-        Over when nothing waits that this run could deliver, or when the earliest next
-        attempt is more than ``patience`` seconds away.
+        Over when nothing waits that this run could deliver (after `LINGER`, if the
+        outbox is empty), or when the earliest next attempt is more than ``patience``
+        seconds away. ``patience`` bounds the lingering too.
         """
         if self.stopped:
             return None
@@ -174,16 +182,28 @@ class Uploader:
             with _outbox.opened(self.home) as (telemetry, outbox):
                 waiting = set(_outbox.waiting_names(outbox))
                 if waiting - self.tried:
+                    self.empty_since = None
                     return 0.0  # events that arrived after the pass looked: look again
                 endpoints = {e for n, e in self.endpoint_of.items() if n in waiting}
                 attempts = [self.next_attempt(telemetry, e) for e in endpoints]
         except OSError:
             return None
+        if not waiting:
+            return self.linger(patience)
         if not attempts:
             return None
         now = time.time()
         wait = max(0.0, min(a or now for a in attempts) - now)
         return None if wait > patience else min(wait, LOOK_EVERY)
+
+    def linger(self, patience: float) -> float | None:
+        """The next look while the outbox is empty, or ``None`` once `LINGER` is over."""
+        now = time.monotonic()
+        if self.empty_since is None:
+            self.empty_since = now
+        if now - self.empty_since >= min(LINGER, patience):
+            return None
+        return LINGER_LOOK
 
     def next_pass(self) -> None:
         """Forget what this pass skipped: events whose back-off ended are tried again."""

@@ -257,6 +257,30 @@ def test_an_uploader_waits_out_an_outage_then_delivers_everything(home: Path) ->
         assert _delivery.backing_off(telemetry, url) is None  # it answered: back-off over
 
 
+def test_an_uploader_lingers_for_the_rest_of_a_burst(endpoint: Endpoint, home: Path) -> None:
+    """Events written just after the outbox emptied go with the same uploader."""
+    first = fill(home, endpoint.url, range(1))
+    code = PATIENT_UPLOADER.replace("_uploader.LOOK_EVERY = 0.1", "_uploader.LINGER = 5.0")
+    uploader = subprocess.Popen(
+        [sys.executable, "-c", code, str(home)],
+        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert endpoint.wait_for(1, timeout=60)
+        assert not uploader_gone(home)  # the outbox is empty, and it is still there
+        late = fill(home, endpoint.url, range(1, 3))  # no host starts anyone: it has the lock
+        assert endpoint.wait_for(3, timeout=60)
+        out, err = uploader.communicate(timeout=60)  # then it leaves by itself
+        assert (uploader.returncode, out, err) == (0, b"", b"")
+    finally:
+        if uploader.poll() is None:
+            uploader.kill()
+            uploader.communicate()
+    assert sorted(endpoint.bodies) == sorted(first + late)
+
+
 def test_a_server_error_is_tried_again_after_a_growing_wait(home: Path) -> None:
     """A 503 (after the transport's own retries) is no outage: this run backs off alone."""
     failing = Endpoint([503] * 6)  # the transport tries 3 times per attempt
