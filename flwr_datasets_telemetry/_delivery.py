@@ -31,9 +31,11 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from . import _outbox, _spawn
+from . import _outbox, _runtime, _spawn
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._config import Config
     from ._plugins import Plugins
 
@@ -334,13 +336,17 @@ def clear_start(telemetry: int) -> None:
         os.unlink(STARTING, dir_fd=telemetry)
 
 
-def ensure_uploader(telemetry: int, home: str) -> bool:
-    """Make sure an uploader runs for ``home``; False if none could be started."""
+def ensure_uploader(telemetry: int, home: str, started: Callable[[], None] | None = None) -> bool:
+    """Make sure an uploader runs for ``home``; False if none could be started.
+
+    ``started`` is called the moment a new uploader's start has forked (the rest of
+    its start-up happens without this process).
+    """
     if os.getpid() in _cannot_start:
         return False
     if uploader_running(telemetry) is True or not _announce_start(telemetry):
         return True
-    if _spawn.start_detached(UPLOADER_MODULE, [os.path.abspath(home)]):
+    if _spawn.start_detached(UPLOADER_MODULE, [os.path.abspath(home)], started=started):
         return True
     clear_start(telemetry)
     if _spawn.host_is_waiting():  # not now (the host waits for any child): a later event
@@ -352,12 +358,14 @@ def ensure_uploader(telemetry: int, home: str) -> bool:
 # -- the host's entry point ------------------------------------------------------------
 
 
-def hand_over(
+def hand_over(  # noqa: PLR0913 - what the pipeline keeps track of, by keyword
     config: Config,
     body: bytes,
     endpoint: str,
+    *,
     appended: list[str] | None = None,
     sent: list[tuple[str, bytes]] | None = None,
+    in_outbox: Callable[[], None] | None = None,
 ) -> str | None:
     """Put one event where it will be delivered from; what happened, for the log.
 
@@ -366,7 +374,7 @@ def hand_over(
     started here (the event is then taken back out of the outbox).
     """
     try:
-        outcome = _hand_over(config, body, endpoint, appended)
+        outcome = _hand_over(config, body, endpoint, appended, in_outbox)
     except Exception:
         return None if not offline() else DROPPED_OFFLINE
     if outcome == QUEUED and appended and sent is not None:
@@ -375,7 +383,11 @@ def hand_over(
 
 
 def _hand_over(
-    config: Config, body: bytes, endpoint: str, appended: list[str] | None
+    config: Config,
+    body: bytes,
+    endpoint: str,
+    appended: list[str] | None,
+    in_outbox: Callable[[], None] | None = None,
 ) -> str | None:
     home = config.home
     if config.local_only:
@@ -394,22 +406,37 @@ def _hand_over(
         return DROPPED_OFFLINE if is_offline else None
     if appended is not None:
         appended.append(name)
+    done = in_outbox if in_outbox is not None else _nothing
     if is_offline:
+        done()
         return QUEUED_OFFLINE
     try:
-        return _start_delivery(home, endpoint, name, config.retry_wait)
+        return _start_delivery(home, endpoint, name, config.retry_wait, done)
     except OSError:  # the event is in the outbox: a later host starts the uploader
         return QUEUED
 
 
-def _start_delivery(home: str, endpoint: str, name: str, patience: float) -> str | None:
+def _nothing() -> None:
+    pass
+
+
+def _start_delivery(
+    home: str, endpoint: str, name: str, patience: float, done: Callable[[], None]
+) -> str | None:
+    """Find or start the uploader for the event ``name``; ``done`` is called as soon as
+    the event is in an uploader's reach (one runs, or its start has forked): exit waits
+    for that, not for the uploader's start-up."""
     with _outbox.opened(home) as (telemetry, outbox):
         until = backing_off(telemetry, endpoint)
         if until is not None:
             if until - time.time() <= patience:  # an uploader waits it out
-                ensure_uploader(telemetry, home)
+                ensure_uploader(telemetry, home, started=done)
+            done()
             return QUEUED_BACKOFF.format(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)))
-        if ensure_uploader(telemetry, home):
+        if ensure_uploader(telemetry, home, started=done):
+            done()
+            return QUEUED
+        if _runtime.STATE.exiting:  # exit went on once it was in the outbox: leave it there
             return QUEUED
         # No uploader here: take the event back, unless an uploader already has it.
         return None if _outbox.unlink(outbox, name) else QUEUED

@@ -16,7 +16,7 @@ from ._payload import assemble, dumps
 from ._plugins import Plugins, load_plugins
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from ._call import TrackedCall
@@ -145,8 +145,12 @@ class Pipeline:
             _runtime.deactivate()
         return False
 
-    def handle(self, call: TrackedCall) -> bool:
-        """Build, de-duplicate, log and send one call; True if nothing was lost."""
+    def handle(self, call: TrackedCall, in_outbox: Callable[[], None] | None = None) -> bool:
+        """Build, de-duplicate, log and send one call; True if nothing was lost.
+
+        ``in_outbox`` is called once the event is safely in the outbox (before the
+        uploader is looked for or started).
+        """
         if not self.still_enabled() and not self.config.logging:
             return True
         notes: list[str] = []
@@ -162,15 +166,26 @@ class Pipeline:
         _log.log(f"event {call.event_type}: {body.decode()}")
         if not self.still_enabled():
             return True
-        return self.send(call.event_type, body, payload)
+        return self.send(call.event_type, body, payload, in_outbox)
 
-    def send(self, event_type: str, body: bytes, payload: dict[str, Any]) -> bool:
+    def send(
+        self,
+        event_type: str,
+        body: bytes,
+        payload: dict[str, Any],
+        in_outbox: Callable[[], None] | None = None,
+    ) -> bool:
         """Hand the event to the outbox and its uploader; where that cannot be (no
         usable home, no uploader possible, an in-process transport), deliver here."""
         endpoint = self.config.endpoint
         if not self._in_process:
             outcome = _delivery.hand_over(
-                self.config, body, endpoint, self._handed_over, self._with_uploader
+                self.config,
+                body,
+                endpoint,
+                appended=self._handed_over,
+                sent=self._with_uploader,
+                in_outbox=in_outbox,
             )
             if outcome is not None:
                 if _runtime.STATE.disabled_by:  # `disable()` came while handing over

@@ -84,7 +84,10 @@ class Runtime:
         #: Made on `_lock` with the first sender: no `threading` import before that.
         self._cond: threading.Condition | None = None
         self._sending = False
+        #: The sender holds an event: being built, handed over or delivered.
         self._busy = False
+        #: ... and it is not in the outbox yet (exit waits for this one only).
+        self._building = False
         #: The background half, made on the sender thread at the first event.
         self._pipeline: Pipeline | None = None
         self._lost_at_last_flush = 0
@@ -140,23 +143,28 @@ class Runtime:
 
     def flush(self, timeout: float, *, delivered: bool = True) -> bool:
         """Wait until every event so far is built and handed over and, with
-        ``delivered``, until the uploader is done with them; True if none was lost."""
+        ``delivered``, until the uploader is done with them; True if none was lost.
+
+        Without ``delivered`` (at exit) an event counts as handed over once it is in
+        the outbox: exit does not wait for the uploader's start.
+        """
         timeout = max(0.0, timeout)
         deadline = time.monotonic() + timeout
-        clean = self._drain(timeout, deadline)
+        clean = self._drain(timeout, deadline, in_outbox_is_enough=not delivered)
         if delivered and self._pipeline is not None:
             remaining = max(0.0, deadline - time.monotonic())
             clean = self._pipeline.await_delivery(remaining) and clean
         return clean
 
-    def _drain(self, timeout: float, deadline: float) -> bool:
+    def _drain(self, timeout: float, deadline: float, *, in_outbox_is_enough: bool) -> bool:
         if not self._lock.acquire(True, min(timeout, _MAX_WAIT)):
             return False
         try:
             while True:
                 if not self._sending and self._queue and not self._closing:
                     self._start()  # an event whose caller could not take the lock
-                if not (self._queue or self._busy) or self._cond is None:
+                held = self._building if in_outbox_is_enough else self._busy
+                if not (self._queue or held) or self._cond is None:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -228,7 +236,7 @@ class Runtime:
                     self.senders -= 1
                     cond.notify_all()
                     break
-                self._busy = True
+                self._busy = self._building = True
             delivered = False
             try:
                 if self._pipeline is None:
@@ -236,17 +244,25 @@ class Runtime:
                 if self.dropped != self._dropped_reported:  # said here, not on the caller
                     _report(f"{self.dropped} event(s) dropped so far: the queue was full")
                     self._dropped_reported = self.dropped
-                delivered = self._pipeline.handle(call)
+                delivered = self._pipeline.handle(call, self._in_outbox)
             except BaseException as error:  # a plugin's SystemExit must not end us silently
                 _report(f"event {call.event_type!r} lost: {type(error).__name__}: {error}")
             del call  # no host object is kept by this thread between events
             with cond:
-                self._busy = False
+                self._busy = self._building = False
                 if not delivered:
                     self.failed += 1
                 cond.notify_all()
         if self._queue and not self._closing:  # an event raced our ending
             self._wake()
+
+    def _in_outbox(self) -> None:
+        """The event the sender holds is in the outbox: exit need not wait for it."""
+        cond = self._cond
+        if cond is not None:
+            with cond:
+                self._building = False
+                cond.notify_all()
 
 
 def _report(message: str) -> None:

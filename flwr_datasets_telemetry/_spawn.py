@@ -40,7 +40,7 @@ import sys
 from typing import TYPE_CHECKING, Final, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 #: Where every child runs: a folder that holds no Python modules.
 SAFE_FOLDER: Final = os.path.abspath(os.sep)
@@ -225,11 +225,19 @@ def _start(
     )
 
 
-def start_detached(module: str, arguments: Sequence[str], *, pass_fds: Sequence[int] = ()) -> bool:
+def start_detached(
+    module: str,
+    arguments: Sequence[str],
+    *,
+    pass_fds: Sequence[int] = (),
+    started: Callable[[], None] | None = None,
+) -> bool:
     """Start ``module`` as a detached, isolated, idle worker; whether it started.
 
     ``pass_fds`` are inherited by the worker (a lock it holds until it ends). The call
     costs the caller the start of one interpreter's fork (about 10 ms) and never raises.
+    ``started`` is called once the first child exists: from then on the worker starts
+    even if this process ends (the host's exit need not wait for the rest).
     ``False`` also while another thread of the host is blocked in ``os.wait()``
     (`host_is_waiting`): a caller that can, tries again later.
     """
@@ -244,6 +252,8 @@ def start_detached(module: str, arguments: Sequence[str], *, pass_fds: Sequence[
         child = _start(
             _Child, argv, subprocess.DEVNULL, pass_fds=pass_fds, creationflags=_DETACHED_FLAGS
         )
+        if started is not None:
+            started()
         if direct:
             _direct.append(child)
             return True

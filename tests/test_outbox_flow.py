@@ -111,3 +111,24 @@ def test_disable_by_command_discards_what_waits(endpoint: Endpoint, home: Path) 
     done = cli("disable", "--json")
     assert json.loads(done.stdout)["discarded"] == 1
     assert json.loads(cli("log", "--json").stdout)["waiting"] == []
+
+
+SLOW_UPLOADER_START = """
+import subprocess, time
+from flwr_datasets_telemetry import _spawn
+def slow_wait(self, timeout=None):
+    time.sleep(5)  # as if the uploader's first process took that long to start
+    return subprocess.Popen.wait(self, timeout)
+_spawn._Child.wait = slow_wait
+"""
+
+
+def test_exit_waits_for_the_uploader_s_fork_not_its_start_up(endpoint: Endpoint) -> None:
+    """Once the event is in the outbox and the uploader's start has forked, exit goes
+    on; the uploader starts and delivers without the host."""
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_EXIT_TIMEOUT": "20", **FAST}
+    run = run_python(SLOW_UPLOADER_START + ONE, env)
+    assert run.returncode == 0, run.stderr
+    assert run.seconds < 4  # the 5 s start-up was not waited for
+    assert endpoint.wait_for(1, timeout=30)
+    assert [p["event_type"] for p in endpoint.payloads()] == ["one"]
