@@ -367,52 +367,76 @@ def hand_over(  # noqa: PLR0913 - what the pipeline keeps track of, by keyword
     sent: list[tuple[str, bytes]] | None = None,
     in_outbox: Callable[[], None] | None = None,
 ) -> str | None:
-    """Put one event where it will be delivered from; what happened, for the log.
+    """`hand_over_many` for one event."""
+    outcomes = hand_over_many(
+        config, [body], endpoint, appended=appended, sent=sent, in_outbox=in_outbox
+    )
+    return None if outcomes is None else outcomes[0]
+
+
+def hand_over_many(  # noqa: PLR0913 - what the pipeline keeps track of, by keyword
+    config: Config,
+    bodies: list[bytes],
+    endpoint: str,
+    *,
+    appended: list[str] | None = None,
+    sent: list[tuple[str, bytes]] | None = None,
+    in_outbox: Callable[[], None] | None = None,
+) -> list[str] | None:
+    """Put events where they will be delivered from; what happened to each, for the log.
 
     Runs on the host's sender thread and never raises. ``None`` means the caller must
-    deliver in-process (with `deliver`): no home, no outbox, or no uploader can be
-    started here (the event is then taken back out of the outbox).
+    deliver them in-process (with `deliver`): no home, no outbox, or no uploader can be
+    started here (the events are then taken back out of the outbox). The outbox is
+    written, trimmed and its uploader looked for once for all of them.
     """
+    names: list[str | None] = []
     try:
-        outcome = _hand_over(config, body, endpoint, appended, in_outbox)
+        outcome = _hand_over(config, bodies, endpoint, names, in_outbox)
     except Exception:
-        return None if not offline() else DROPPED_OFFLINE
-    if outcome == QUEUED and appended and sent is not None:
-        sent.append((appended[-1], body))  # an uploader has it: `flush` may wait
-    return outcome
+        outcome = None if not offline() else DROPPED_OFFLINE
+    if appended is not None:
+        appended.extend(name for name in names if name is not None)
+    if outcome is None:
+        return None
+    if outcome == QUEUED and sent is not None:  # an uploader has them: `flush` may wait
+        sent.extend((name, body) for name, body in zip(names, bodies, strict=False) if name)
+    if len(names) != len(bodies):  # nothing was written: one outcome for all
+        return [outcome] * len(bodies)
+    return [OVERSIZED if name is None else outcome for name in names]
 
 
 def _hand_over(
     config: Config,
-    body: bytes,
+    bodies: list[bytes],
     endpoint: str,
-    appended: list[str] | None,
+    names: list[str | None],
     in_outbox: Callable[[], None] | None = None,
 ) -> str | None:
+    """The outcome of the events written (their names go to ``names``)."""
     home = config.home
     if config.local_only:
-        entry = _outbox.Entry("", time.time(), endpoint, body)
-        if home is not None and _outbox.record(home, entry, RECORDED_LOCALLY):
-            return RECORDED_LOCALLY
-        return NOT_RECORDED
+        now = time.time()
+        entries = [_outbox.Entry("", now, endpoint, body) for body in bodies]
+        recorded = home is not None and all(
+            _outbox.record(home, entry, RECORDED_LOCALLY) for entry in entries
+        )
+        return RECORDED_LOCALLY if recorded else NOT_RECORDED
     is_offline = offline()
     if home is None or sys.platform == "win32":
         return DROPPED_OFFLINE if is_offline else None
     try:
-        name = _outbox.append(home, endpoint, body)
-    except _outbox.OversizedError:
-        return OVERSIZED
+        names[:] = _outbox.append_many(home, endpoint, bodies)
     except OSError:
         return DROPPED_OFFLINE if is_offline else None
-    if appended is not None:
-        appended.append(name)
+    written = [name for name in names if name is not None]
     done = in_outbox if in_outbox is not None else _nothing
-    if is_offline:
+    if is_offline or not written:
         done()
-        return QUEUED_OFFLINE
+        return QUEUED_OFFLINE if is_offline else QUEUED
     try:
-        return _start_delivery(home, endpoint, name, config.retry_wait, done)
-    except OSError:  # the event is in the outbox: a later host starts the uploader
+        return _start_delivery(home, endpoint, written, config.retry_wait, done)
+    except OSError:  # the events are in the outbox: a later host starts the uploader
         return QUEUED
 
 
@@ -421,10 +445,10 @@ def _nothing() -> None:
 
 
 def _start_delivery(
-    home: str, endpoint: str, name: str, patience: float, done: Callable[[], None]
+    home: str, endpoint: str, names: list[str], patience: float, done: Callable[[], None]
 ) -> str | None:
-    """Find or start the uploader for the event ``name``; ``done`` is called as soon as
-    the event is in an uploader's reach (one runs, or its start has forked): exit waits
+    """Find or start the uploader for the events ``names``; ``done`` is called as soon
+    as they are in an uploader's reach (one runs, or its start has forked): exit waits
     for that, not for the uploader's start-up."""
     with _outbox.opened(home) as (telemetry, outbox):
         until = backing_off(telemetry, endpoint)
@@ -436,10 +460,12 @@ def _start_delivery(
         if ensure_uploader(telemetry, home, started=done):
             done()
             return QUEUED
-        if _runtime.STATE.exiting:  # exit went on once it was in the outbox: leave it there
+        if _runtime.STATE.exiting:  # exit went on once they were in the outbox: leave them
             return QUEUED
-        # No uploader here: take the event back, unless an uploader already has it.
-        return None if _outbox.unlink(outbox, name) else QUEUED
+        # No uploader here: take them back (an uploader may have one already: then it is
+        # sent twice, never lost) and deliver in-process.
+        taken = [name for name in names if _outbox.unlink(outbox, name)]
+        return None if taken else QUEUED
 
 
 def retract(home: str | None, names: list[str]) -> int:

@@ -220,8 +220,10 @@ def decode(name: str, data: bytes | None) -> Entry | None:
     return Entry(name, float(when), endpoint, body, outcome, None if done is None else float(done))
 
 
-def _file_name(when: float, size: int, suffix: str) -> str:
-    return f"{max(0, int(when * 1e9)):020d}-{min(size, 9_999_999):07d}-{random_token()}{suffix}"
+def _file_name(when: float, size: int, suffix: str, order: int = 0) -> str:
+    """Names sort by time; ``order`` (nanoseconds) keeps the events of one batch in turn."""
+    nanoseconds = max(0, int(when * 1e9)) + order
+    return f"{nanoseconds:020d}-{min(size, 9_999_999):07d}-{random_token()}{suffix}"
 
 
 # -- drop counts -----------------------------------------------------------------------
@@ -272,20 +274,37 @@ def append(home: str, endpoint: str, body: bytes, now: float | None = None) -> s
     Returns the entry's name. Raises `OversizedError` for an event too large to keep (it is
     counted), and `OutboxError` when the outbox cannot be written at all.
     """
+    (name,) = append_many(home, endpoint, [body], now)
+    if name is None:
+        raise OversizedError(f"event of {len(body)} bytes exceeds {MAX_ENTRY}")
+    return name
+
+
+def append_many(
+    home: str, endpoint: str, bodies: list[bytes], now: float | None = None
+) -> list[str | None]:
+    """Publish events in the outbox, then keep it within its bounds (once for all).
+
+    Returns each entry's name, ``None`` for an event too large to keep (counted).
+    Raises `OutboxError` when the outbox cannot be written at all.
+    """
     when = time.time() if now is None else now
-    data = _encode(endpoint, body, when)
+    encoded = [_encode(endpoint, body, when) for body in bodies]
+    names: list[str | None] = [None] * len(encoded)
     try:
         with _folder(home, "telemetry", create=True) as telemetry:
-            if len(data) > MAX_ENTRY:
-                count_drops(telemetry, {"oversized": 1})
-                raise OversizedError(f"event of {len(body)} bytes exceeds {MAX_ENTRY}")
-            with _folder(home, "telemetry", "outbox", create=True) as outbox:
-                name = _file_name(when, len(data), ".ev")
-                publish(outbox, name, data)
-                count_drops(telemetry, trim(outbox, when))
+            drops = {"oversized": sum(len(data) > MAX_ENTRY for data in encoded)}
+            if drops["oversized"] < len(encoded):  # else no outbox is made for nothing
+                with _folder(home, "telemetry", "outbox", create=True) as outbox:
+                    for index, data in enumerate(encoded):
+                        if len(data) <= MAX_ENTRY:
+                            name = names[index] = _file_name(when, len(data), ".ev", index)
+                            publish(outbox, name, data)
+                    drops.update(trim(outbox, when))
+            count_drops(telemetry, drops)
     except OSError as error:
         raise OutboxError(f"outbox not writable: {type(error).__name__}: {error}") from error
-    return name
+    return names
 
 
 def trim(outbox: int, now: float) -> dict[str, int]:

@@ -16,7 +16,7 @@ from ._payload import assemble, dumps
 from ._plugins import Plugins, load_plugins
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
     from ._call import TrackedCall
@@ -60,6 +60,14 @@ def decide(config: Config, plugins: Plugins | None) -> Decision:
         if verdict is not None:
             return Decision(True, verdict.reason, tuple(sources))
     return Decision(True, "by default", tuple(sources))
+
+
+class Ready(NamedTuple):
+    """An event built and dated, ready to be handed over."""
+
+    event_type: str
+    body: bytes
+    payload: dict[str, Any]
 
 
 class Pipeline:
@@ -145,63 +153,70 @@ class Pipeline:
             _runtime.deactivate()
         return False
 
-    def handle(self, call: TrackedCall, in_outbox: Callable[[], None] | None = None) -> bool:
-        """Build, de-duplicate, log and send one call; True if nothing was lost.
+    def handle(
+        self, calls: Sequence[TrackedCall], in_outbox: Callable[[], None] | None = None
+    ) -> int:
+        """Build, de-duplicate, log and send calls; how many were lost.
 
-        ``in_outbox`` is called once the event is safely in the outbox (before the
-        uploader is looked for or started).
+        The opt-outs are read once before building and once before handing over, for
+        all of ``calls`` (a burst at exit is one pass). ``in_outbox`` is called once
+        they are safely in the outbox and within an uploader's reach.
         """
         if not self.still_enabled() and not self.config.logging:
-            return True
+            return 0
+        ready = [event for event in map(self._prepare, calls) if event is not None]
+        if not ready or not self.still_enabled():
+            return 0
+        return self.send(ready, in_outbox)
+
+    def _prepare(self, call: TrackedCall) -> Ready | None:
+        """Build, log and date ``call``; ``None`` if it repeats an event already sent."""
         notes: list[str] = []
         payload = self.build(call, notes)
         for note in notes:
             _log.log(f"event {call.event_type}: {note}")
         key = json.dumps(payload, sort_keys=True)
         if key in self._sent:
-            return True
+            return None
         if len(self._sent) < MAX_SENT:
             self._sent.add(key)
         body = self.stamp(payload)
         _log.log(f"event {call.event_type}: {body.decode()}")
-        if not self.still_enabled():
-            return True
-        return self.send(call.event_type, body, payload, in_outbox)
+        return Ready(call.event_type, body, payload)
 
-    def send(
-        self,
-        event_type: str,
-        body: bytes,
-        payload: dict[str, Any],
-        in_outbox: Callable[[], None] | None = None,
-    ) -> bool:
-        """Hand the event to the outbox and its uploader; where that cannot be (no
-        usable home, no uploader possible, an in-process transport), deliver here."""
+    def send(self, events: list[Ready], in_outbox: Callable[[], None] | None = None) -> int:
+        """Hand the events to the outbox and its uploader; where that cannot be (no
+        usable home, no uploader possible, an in-process transport), deliver here.
+        How many were not delivered (in-process) or lost."""
         endpoint = self.config.endpoint
         if not self._in_process:
-            outcome = _delivery.hand_over(
+            outcomes = _delivery.hand_over_many(
                 self.config,
-                body,
+                [event.body for event in events],
                 endpoint,
                 appended=self._handed_over,
                 sent=self._with_uploader,
                 in_outbox=in_outbox,
             )
-            if outcome is not None:
+            if outcomes is not None:
                 if _runtime.STATE.disabled_by:  # `disable()` came while handing over
                     self.retract()
-                    return True
-                _log.log(f"event {event_type}: {outcome}")
+                    return 0
+                for event, outcome in zip(events, outcomes, strict=True):
+                    _log.log(f"event {event.event_type}: {outcome}")
                 del self._handed_over[: -_delivery.MAX_RETRACTABLE]
                 del self._with_uploader[: -_delivery.MAX_RETRACTABLE]
-                return True
+                return 0
         if not self._transports_added:  # requests is imported only on this path
             self._transports_added = True
             _lifecycle.import_logging()  # urllib3 imports it: see there
             self.plugins.add_builtins(collectors=False)
-        result = _delivery.deliver(self.plugins, body, payload, endpoint)
-        _log.log(f"event {event_type}: {result.text}")
-        return result.delivered
+        lost = 0
+        for event in events:
+            result = _delivery.deliver(self.plugins, event.body, event.payload, endpoint)
+            _log.log(f"event {event.event_type}: {result.text}")
+            lost += not result.delivered
+        return lost
 
     def await_delivery(self, timeout: float) -> bool:
         """Wait until the uploader is done with this process's events (for `flush`)."""

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 #: Events waiting for the sender; more are dropped and counted.
 MAX_QUEUE: Final = 1000
+#: Events the sender takes at once: one opt-out check, one outbox pass and one look
+#: for the uploader serve them all (a burst at exit is handed over in one go).
+BATCH: Final = 64
 #: Distinct calls remembered on the caller's side; the memory is cleared when full.
 MAX_SEEN_CALLS: Final = 4096
 #: The longest single wait `threading` accepts; `flush(float("inf"))` waits in such steps.
@@ -88,6 +91,8 @@ class Runtime:
         self._busy = False
         #: ... and it is not in the outbox yet (exit waits for this one only).
         self._building = False
+        #: Calls the sender took from the queue and still holds.
+        self.holding = 0
         #: The background half, made on the sender thread at the first event.
         self._pipeline: Pipeline | None = None
         self._lost_at_last_flush = 0
@@ -184,7 +189,8 @@ class Runtime:
         if self._exit_deadline is None:
             self._exit_deadline = time.monotonic() + self.config.exit_timeout
         self.flush(self._exit_deadline - time.monotonic(), delivered=False)  # no network wait
-        dropped = self.close()
+        unfinished = self.holding if self._building else 0  # the sender's, still being built
+        dropped = self.close() + unfinished
         if self._pipeline is not None:  # an opt-out since the last event: take them back
             self._pipeline.still_enabled()
         if dropped:
@@ -225,36 +231,44 @@ class Runtime:
             self.senders += 1
         while True:
             with cond:
-                call = None
-                if not self._closing:
-                    try:
-                        call = self._queue.popleft()
-                    except IndexError:  # empty, or emptied by `close`
-                        call = None
-                if call is None:
+                calls = self._take()
+                if not calls:
                     self._sending = False
                     self.senders -= 1
                     cond.notify_all()
                     break
                 self._busy = self._building = True
-            delivered = False
+                self.holding = len(calls)
+            lost = len(calls)
             try:
                 if self._pipeline is None:
                     self._pipeline = _make_pipeline(self)
                 if self.dropped != self._dropped_reported:  # said here, not on the caller
                     _report(f"{self.dropped} event(s) dropped so far: the queue was full")
                     self._dropped_reported = self.dropped
-                delivered = self._pipeline.handle(call, self._in_outbox)
+                lost = self._pipeline.handle(calls, self._in_outbox)
             except BaseException as error:  # a plugin's SystemExit must not end us silently
-                _report(f"event {call.event_type!r} lost: {type(error).__name__}: {error}")
-            del call  # no host object is kept by this thread between events
+                kinds = ", ".join(sorted({repr(call.event_type) for call in calls}))
+                _report(f"{lost} event(s) lost ({kinds}): {type(error).__name__}: {error}")
+            del calls  # no host object is kept by this thread between events
             with cond:
                 self._busy = self._building = False
-                if not delivered:
-                    self.failed += 1
+                self.holding = 0
+                self.failed += lost
                 cond.notify_all()
         if self._queue and not self._closing:  # an event raced our ending
             self._wake()
+
+    def _take(self) -> list[TrackedCall]:
+        """Up to `BATCH` queued calls (with ``_lock`` held); none once closing."""
+        calls: list[TrackedCall] = []
+        queue = self._queue
+        try:
+            while queue and not self._closing and len(calls) < BATCH:
+                calls.append(queue.popleft())
+        except IndexError:  # emptied by `close` meanwhile
+            pass
+        return calls
 
     def _in_outbox(self) -> None:
         """The event the sender holds is in the outbox: exit need not wait for it."""

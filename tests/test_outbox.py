@@ -320,3 +320,13 @@ def test_a_foreign_file_with_a_name_like_ours_does_not_stop_the_bounds(home: Pat
         _outbox.append(str(home), URL, body(n), now=1000.0 + n)
     assert len(_outbox.waiting(str(home))) == _outbox.MAX_EVENTS
     assert (home / "telemetry" / "outbox" / "zzzzzzzzzzzzzzzzzzzz-zzzzzzz-zzzzzzzzzzzz.ev").exists()
+
+
+def test_a_batch_keeps_its_order_and_counts_what_is_too_large(home: Path) -> None:
+    bodies = [body(n) for n in range(40)]
+    bodies.insert(7, body(99, _outbox.MAX_ENTRY))  # too large: counted, never written
+    names = _outbox.append_many(str(home), URL, bodies, now=1000.0)
+    assert names[7] is None
+    assert all(name is not None for i, name in enumerate(names) if i != 7)
+    assert [e.body for e in _outbox.waiting(str(home))] == bodies[:7] + bodies[8:]
+    assert _outbox.dropped(str(home))["oversized"] == 1

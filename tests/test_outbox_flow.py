@@ -132,3 +132,15 @@ def test_exit_waits_for_the_uploader_s_fork_not_its_start_up(endpoint: Endpoint)
     assert run.seconds < 4  # the 5 s start-up was not waited for
     assert endpoint.wait_for(1, timeout=30)
     assert [p["event_type"] for p in endpoint.payloads()] == ["one"]
+
+
+def test_a_burst_at_exit_is_handed_over_whole(endpoint: Endpoint, home: Path) -> None:
+    """150 distinct events, then exit at once: the sender takes them in batches."""
+    burst = "import flwr_datasets_telemetry as t\nfor n in range(150):\n    t.event(f'b{n}')\n"
+    run = run_python(burst, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST})
+    assert run.returncode == 0, run.stderr
+    assert endpoint.wait_for(150, timeout=60)
+    assert sorted(p["event_type"] for p in endpoint.payloads()) == sorted(
+        f"b{n}" for n in range(150)
+    )
+    assert json.loads(cli("log", "--json").stdout)["waiting"] == []
