@@ -433,3 +433,13 @@ def test_the_readme_hook_reference_matches_the_hookspecs() -> None:
         paragraph = " ".join(doc.split())
         reference = " ".join(readme.split())
         assert paragraph in reference, f"README's reference of {name} is out of date"
+
+
+def test_only_a_section_of_our_group_counts_as_declaring_a_plugin() -> None:
+    """The cheap look before parsing: our own distribution names the package elsewhere."""
+    from flwr_datasets_telemetry._plugins import _declares_group
+
+    ours = "[console_scripts]\nflwr-datasets-telemetry = flwr_datasets_telemetry.cli:main\n"
+    assert not _declares_group(ours)
+    assert _declares_group("[flwr_datasets_telemetry]\nnoop = noop_plugin\n")
+    assert _declares_group("[x]\na = b\n\n[ flwr_datasets_telemetry ]\r\nnoop = noop_plugin\r\n")
