@@ -36,8 +36,8 @@ STARTED_IN = _working_folder()
 #: Seconds pending events may hold up exit; with interpreter shutdown, under a second.
 DEFAULT_EXIT_TIMEOUT = 0.8
 MAX_EXIT_TIMEOUT = 30.0
-#: How long (seconds) a detached uploader may wait for an endpoint out of reach to come
-#: back before it leaves the events to a later one; it sleeps meanwhile.
+#: How long (seconds) a detached uploader may sleep in all, waiting for an endpoint out of
+#: reach to come back, before it leaves the events to a later one.
 DEFAULT_RETRY_WAIT = 3600.0
 MAX_RETRY_WAIT = 86400.0
 
@@ -99,7 +99,7 @@ class Config:
         self.sources = sources
         #: Events never leave the process (`testing.capture_events`): no opt-out applies.
         self.in_process = in_process
-        #: How long an uploader waits for an endpoint out of reach to come back.
+        #: How long an uploader may sleep in all for an endpoint out of reach to come back.
         self.retry_wait = retry_wait
 
     @property

@@ -3,18 +3,18 @@
 ::
 
     host (sender thread)                     uploader (one per $FLWR_HOME, detached)
-    hand_over(config, body, endpoint)        python -m flwr_datasets_telemetry._uploader
+    hand_over_many(config, bodies, endpoint) python -m flwr_datasets_telemetry._uploader
       |- local-only: record, done              |- takes uploader.lock (POSIX lock)
-      |- outbox.append --------- outbox/ ----->|- claims each event (rename)
+      |- outbox.append_many ---- outbox/ ----->|- claims each event (rename)
       |- offline / backing off: done           |- deliver() through telemetry_send
-      '- uploader running? else start one      '- records outcome; exits when empty
-         (None: no outbox or no uploader:
-          the caller delivers in-process with deliver())
+      '- uploader running? else start one      |- records outcome; a failure worth
+         (None: no outbox or no uploader:      |  another try: back-off, sleep, retry
+          the caller delivers in-process)      '- exits 2 s after the outbox is empty
 
-Machine-wide facts live next to the outbox: ``uploader.lock`` (held by the running
-uploader: a hint, the outbox is correct without it), ``uploader.starting`` (made by the
-host that starts one, so a hundred hosts start one uploader) and one
-``backoff-<crc>.json`` per endpoint that was out of reach.
+Facts shared by every process of the home live next to the outbox: ``uploader.lock``
+(held by the running uploader: a hint, the outbox is correct without it),
+``uploader.starting`` (made by the host that starts one, so a hundred hosts start one
+uploader) and one ``backoff-<crc>.json`` per endpoint that failed or was out of reach.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ MAX_BACKOFF: Final = 24 * 3600.0
 #: `hand_over` outcomes, as logged in the host.
 QUEUED: Final = "queued"
 QUEUED_OFFLINE: Final = "queued: offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE), waits in the outbox"
-QUEUED_BACKOFF: Final = "queued: the endpoint was out of reach, next attempt after {}"
+QUEUED_BACKOFF: Final = "queued: the endpoint failed or was out of reach, next attempt after {}"
 RECORDED_LOCALLY: Final = "recorded locally (local-only mode), never uploaded"
 NOT_RECORDED: Final = "dropped: local-only and the record cannot be written"
 OVERSIZED: Final = "dropped: larger than the outbox takes"
@@ -246,11 +246,14 @@ def uploader_running(telemetry: int) -> bool | None:
     return False
 
 
-def take_lock(telemetry: int, attempts: int = 40) -> int | None:
-    """The uploader's exclusive lock (its descriptor), or ``None`` if another holds it.
+def take_lock(telemetry: int, attempts: int = 40) -> tuple[int, bool] | None:
+    """The uploader's exclusive lock: its descriptor and whether it is a real lock;
+    ``None`` if another uploader holds it.
 
     A host's probe holds a shared lock for microseconds: a few short retries tell it
-    from a live uploader. Where locks are not supported, the lock is not needed.
+    from a live uploader. Where locks are not supported (some NFS and Lustre mounts)
+    the lock is not needed for correctness — claims keep the outbox correct — but more
+    than one uploader may run, so none of them waits or lingers.
     """
     import fcntl
 
@@ -262,10 +265,10 @@ def take_lock(telemetry: int, attempts: int = 40) -> int | None:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
             if error.errno not in _LOCK_BUSY:
-                return fd  # no locks here: claims keep the outbox correct anyway
+                return fd, False
             time.sleep(0.025)
             continue
-        return fd
+        return fd, True
     os.close(fd)
     return None
 
@@ -399,7 +402,7 @@ def hand_over_many(  # noqa: PLR0913 - what the pipeline keeps track of, by keyw
         appended.extend(name for name in names if name is not None)
     if outcome is None:
         return None
-    if outcome == QUEUED and sent is not None:  # an uploader has them: `flush` may wait
+    if outcome.startswith(QUEUED) and sent is not None:  # `flush` looks for them
         sent.extend((name, body) for name, body in zip(names, bodies, strict=False) if name)
     if len(names) != len(bodies):  # nothing was written: one outcome for all
         return [outcome] * len(bodies)
@@ -435,7 +438,7 @@ def _hand_over(
         done()
         return QUEUED_OFFLINE if is_offline else QUEUED
     try:
-        return _start_delivery(home, endpoint, written, config.retry_wait, done)
+        return _start_delivery(home, endpoint, written, done)
     except OSError:  # the events are in the outbox: a later host starts the uploader
         return QUEUED
 
@@ -445,22 +448,26 @@ def _nothing() -> None:
 
 
 def _start_delivery(
-    home: str, endpoint: str, names: list[str], patience: float, done: Callable[[], None]
+    home: str, endpoint: str, names: list[str], done: Callable[[], None]
 ) -> str | None:
     """Find or start the uploader for the events ``names``; ``done`` is called as soon
     as they are in an uploader's reach (one runs, or its start has forked): exit waits
     for that, not for the uploader's start-up."""
     with _outbox.opened(home) as (telemetry, outbox):
         until = backing_off(telemetry, endpoint)
-        if until is not None:
-            if until - time.time() <= patience:  # an uploader waits it out
-                ensure_uploader(telemetry, home, started=done)
+        if until is not None:  # the uploader that met the failure waits it out, if any
             done()
             return QUEUED_BACKOFF.format(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)))
-        if ensure_uploader(telemetry, home, started=done):
+        forked: list[bool] = []
+
+        def started() -> None:
+            forked.append(True)
+            done()
+
+        if ensure_uploader(telemetry, home, started=started):
             done()
             return QUEUED
-        if _runtime.STATE.exiting:  # exit went on once they were in the outbox: leave them
+        if forked or _runtime.STATE.exiting:  # exit may have gone on: leave them there
             return QUEUED
         # No uploader here: take them back (an uploader may have one already: then it is
         # sent twice, never lost) and deliver in-process.
@@ -495,7 +502,8 @@ def await_delivery(
     was delivered.
 
     For `flush` only: exit never waits for the network. Events that wait for a later
-    attempt (the endpoint is out of reach, or each was tried and failed) end the wait.
+    attempt (offline, the endpoint backed off, or each was tried and failed) end the
+    wait: they are not delivered.
     """
     if not pending:
         return True
@@ -518,11 +526,18 @@ def await_delivery(
                 break
             polls += 1
             idle = 0 if working else idle + 1
+            # None being sent now (a claim is), and each failed once: they wait.
+            failed = (
+                polls % _FAILED_EVERY == 0
+                and all(name in present for name, _ in left)
+                and _all_failed(home, left)
+            )
             # Nobody is working on them, or they wait for a later attempt: not now.
             if (
                 idle >= _IDLE_POLLS
                 or out_of_reach
-                or (polls % _FAILED_EVERY == 0 and _all_failed(home, left))
+                or failed
+                or offline()
                 or time.monotonic() >= deadline
             ):
                 return False

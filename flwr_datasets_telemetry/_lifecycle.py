@@ -9,8 +9,9 @@ call (say, from a ``__del__`` during interpreter shutdown) returns at once.
 Fork: the child gets a fresh `Runtime` (queue, lock, thread) that keeps the cluster id.
 A child must never inherit a half-finished import (its module lock would stay held by
 a thread that no longer exists). `_runtime.IMPORT_GUARD` is held while the sender
-imports this package's own modules and pluggy (tens of milliseconds, once), and a fork
-waits for it, at most `FORK_WAIT`. Third-party plugins may take any time to import, so
+imports this package's own modules, pluggy, the built-in plugins (requests, where
+delivery is in-process) and `logging` (tens of milliseconds, once), and a fork waits
+for it, at most `FORK_WAIT`. Third-party plugins may take any time to import, so
 a fork never waits for them: a child forked meanwhile stays silent instead.
 """
 
@@ -30,20 +31,15 @@ FORK_WAIT = 1.0
 class _Hooks:
     """What this module registered, and what a fork in progress found."""
 
-    __slots__ = (
-        "exit_hooks_pid",
-        "fork_guard",
-        "guard_after_logging",
-        "guard_held",
-        "in_plugin_import",
-    )
+    __slots__ = ("exit_hooks_pid", "fork_guard", "forks", "guard_after_logging")
 
     def __init__(self) -> None:
         self.exit_hooks_pid: int | None = None
         self.fork_guard = False
         self.guard_after_logging = False
-        self.guard_held: bool | None = None
-        self.in_plugin_import = False
+        #: Forks in progress, by forking thread: (guard taken?, a plugin import under way?).
+        #: Per thread: two threads may fork at once, and each must wait on its own.
+        self.forks: dict[int, tuple[bool, bool]] = {}
 
 
 _state = _Hooks()
@@ -79,23 +75,24 @@ def register_exit_hooks() -> None:
 def _before_fork() -> None:
     # Registered (again) after `logging` was imported, so that it runs before logging's
     # own handler, which takes the logging lock that the sender's imports may need; the
-    # earlier registration then finds the work done.
-    if _state.guard_held is not None:
+    # earlier registration then finds this thread's fork already guarded.
+    me = _thread.get_ident()
+    if me in _state.forks:
         return
-    _state.in_plugin_import = _runtime.STATE.plugin_imports > 0
-    _state.guard_held = _runtime.IMPORT_GUARD.acquire(True, FORK_WAIT)
+    in_plugin_import = _runtime.STATE.plugin_imports > 0
+    _state.forks[me] = (_runtime.IMPORT_GUARD.acquire(True, FORK_WAIT), in_plugin_import)
 
 
 def _after_fork_in_parent() -> None:
-    if _state.guard_held:
+    guarded = _state.forks.pop(_thread.get_ident(), None)
+    if guarded is not None and guarded[0]:
         _runtime.IMPORT_GUARD.release()
-    _state.guard_held = None
 
 
 def _after_fork_in_child() -> None:
-    forked_mid_import = _state.guard_held is False or _state.in_plugin_import
-    _state.guard_held = None
-    _state.in_plugin_import = False
+    guarded = _state.forks.get(_thread.get_ident())
+    forked_mid_import = guarded is not None and (not guarded[0] or guarded[1])
+    _state.forks.clear()
     _runtime.STATE.plugin_imports = 0
     _runtime.IMPORT_GUARD = _thread.allocate_lock()
     _runtime.STATE.exiting = False
@@ -122,6 +119,11 @@ def import_logging() -> None:
     """Import `logging` where a fork cannot catch the import half done, then put our
     fork guard ahead of its fork handlers. Only with logging on, or before requests is
     imported for in-process delivery: otherwise a host never imports `logging` for us.
+
+    `Runtime._start` does this on the caller's thread when it is sure to be needed.
+    On the sender (in-process delivery decided later) one race is left: a fork that
+    waits on the guard while this import registers logging's fork handlers runs
+    logging's after-fork half without its before half, and logging prints an error.
     """
     if "logging" not in sys.modules:
         held = _runtime.IMPORT_GUARD.acquire(True, FORK_WAIT)

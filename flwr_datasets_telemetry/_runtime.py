@@ -133,10 +133,15 @@ class Runtime:
 
         The first time, `threading` is imported here, on the caller's thread, if the
         host has not imported it yet (0.5 ms): the condition the sender and `flush`
-        share is made of it.
+        share is made of it. So is `logging` (6 ms) where it will be needed — logging
+        on, or no home folder (in-process delivery through requests): imported on the
+        sender, its fork handlers could appear half-way through a host's fork (see
+        `_lifecycle.import_logging`).
         """
         import threading
 
+        if self.config.logging or self.config.home is None:
+            import logging  # noqa: F401 - imported for its fork handlers, see above
         _lifecycle.register_fork_guard()
         if self._cond is None:
             self._cond = threading.Condition(self._lock)

@@ -8,13 +8,17 @@ configuration again before each event: an opt-out (variable, persistent setting,
 plugin) or local-only mode that appeared since it started stops it before the next
 send. Nothing is ever printed.
 
-An endpoint out of reach (the machine-wide back-off of `_delivery`) or failing with a
-server error (a back-off of this run, doubling) is tried again when its back-off ends,
-so that an outage ends with every event delivered even if no host runs afterwards. The
-uploader sleeps meanwhile, still holding the lock, looking for new events every
-`LOOK_EVERY` seconds. It exits when the outbox is empty, or when the next attempt is
-further away than ``FLWR_TELEMETRY_RETRY_WAIT`` (then the first host to run after the
-back-off starts a new one).
+An endpoint that failed in a way worth another try (out of reach, 5xx, 429) is left
+alone for a while — the back-off of `_delivery`, kept in a file for the whole home and,
+in case that file cannot be written, in this run's memory too — and tried again when
+the back-off ends, so that an outage ends with every event delivered even if no host
+runs afterwards. The uploader sleeps meanwhile, still holding the lock, looking for new
+events every `LOOK_EVERY` seconds. It sleeps ``FLWR_TELEMETRY_RETRY_WAIT`` seconds in
+all at most, and not at all where the lock is not a real one (a file system without
+locks: more uploaders may run there, none should linger); then it exits, and the first
+host to run after the back-off starts a new one. It also exits `LINGER` seconds after
+the outbox is empty, and when what is left cannot be sent now (an event that cannot be
+claimed, say, on a read-only disk): never a busy loop.
 
 Each event is claimed by renaming it before it is sent and deleted after: killed
 mid-send, the claim grows stale and a later uploader sends the event again — twice
@@ -57,10 +61,12 @@ class Uploader:
         self.skipped: set[str] = set()
         #: Endpoint of each event left waiting, so that a later pass need not read it.
         self.endpoint_of: dict[str, str] = {}
-        #: This run's back-off after a server error: endpoint -> (next attempt, delay).
+        #: This run's own back-off: endpoint -> (next attempt, delay), monotonic clock.
         self.failing: dict[str, tuple[float, float]] = {}
         #: When the outbox was last found empty (monotonic), while lingering.
         self.empty_since: float | None = None
+        #: Seconds slept so far: at most the patience in all.
+        self.slept = 0.0
         self.stopped = False
 
     def plugins(self) -> Plugins | None:
@@ -136,10 +142,9 @@ class Uploader:
         else:
             _outbox.release(outbox, claimed)
             self.skipped.add(endpoint)
-        if outcome.unreachable:
-            _delivery.note_unreachable(telemetry, endpoint)
-        elif outcome.retry:
+        if outcome.retry:  # the file may not be writable: this run remembers too
             self.note_failing(endpoint)
+            _delivery.note_unreachable(telemetry, endpoint)
         elif outcome.delivered:
             self.failing.pop(endpoint, None)
             _delivery.note_reachable(telemetry, endpoint)
@@ -158,23 +163,24 @@ class Uploader:
         """When ``endpoint`` may be tried again (wall clock), if not now."""
         until = _delivery.backing_off(telemetry, endpoint)
         failing = self.failing.get(endpoint)
-        if failing is not None and failing[0] > time.time():
-            until = max(until or 0.0, failing[0])
+        left = 0.0 if failing is None else failing[0] - time.monotonic()
+        if left > 0:
+            until = max(until or 0.0, time.time() + left)
         return until
 
     def note_failing(self, endpoint: str) -> None:
-        """A server error (after the transport's own retries): wait, doubling."""
+        """A failure worth another try (after the transport's own retries): wait, doubling."""
         previous = self.failing.get(endpoint)
         delay = _delivery.FIRST_BACKOFF if previous is None else 2 * previous[1]
         delay = min(delay, _delivery.MAX_BACKOFF)
-        self.failing[endpoint] = (time.time() + delay, delay)
+        self.failing[endpoint] = (time.monotonic() + delay, delay)
 
     def pause(self, patience: float) -> float | None:
         """Seconds to sleep before the next pass; ``None`` when this run is over.
 
-        Over when nothing waits that this run could deliver (after `LINGER`, if the
-        outbox is empty), or when the earliest next attempt is more than ``patience``
-        seconds away. ``patience`` bounds the lingering too.
+        Over when nothing waits that a back-off holds (after `LINGER`, if the outbox
+        is empty: what is left then could not be sent at all), or when waiting for the
+        next attempt would take this run's sleep beyond ``patience`` seconds in all.
         """
         if self.stopped:
             return None
@@ -184,26 +190,35 @@ class Uploader:
                 if waiting - self.tried:
                     self.empty_since = None
                     return 0.0  # events that arrived after the pass looked: look again
-                endpoints = {e for n, e in self.endpoint_of.items() if n in waiting}
+                for name in self.endpoint_of.keys() - waiting:  # sent, trimmed, forgotten
+                    del self.endpoint_of[name]
+                endpoints = set(self.endpoint_of.values())
                 attempts = [self.next_attempt(telemetry, e) for e in endpoints]
         except OSError:
             return None
         if not waiting:
             return self.linger(patience)
-        if not attempts:
+        held = [attempt for attempt in attempts if attempt is not None]
+        if not held:  # what waits was tried and could not be sent: not now
             return None
-        now = time.time()
-        wait = max(0.0, min(a or now for a in attempts) - now)
-        return None if wait > patience else min(wait, LOOK_EVERY)
+        wait = max(0.0, min(held) - time.time())
+        return self.sleep_within(patience, min(wait, LOOK_EVERY))
 
     def linger(self, patience: float) -> float | None:
         """The next look while the outbox is empty, or ``None`` once `LINGER` is over."""
         now = time.monotonic()
         if self.empty_since is None:
             self.empty_since = now
-        if now - self.empty_since >= min(LINGER, patience):
+        if now - self.empty_since >= LINGER:
             return None
-        return LINGER_LOOK
+        return self.sleep_within(patience, LINGER_LOOK)
+
+    def sleep_within(self, patience: float, seconds: float) -> float | None:
+        """``seconds``, counted against ``patience``; ``None`` if that would exceed it."""
+        if self.slept + seconds > patience:
+            return None
+        self.slept += seconds
+        return seconds
 
     def next_pass(self) -> None:
         """Forget what this pass skipped: events whose back-off ended are tried again."""
@@ -232,10 +247,13 @@ def run(home: str) -> int:
     try:
         with _outbox.opened(home) as (telemetry, _):
             while True:
-                lock = _delivery.take_lock(telemetry)
+                taken = _delivery.take_lock(telemetry)
                 _delivery.clear_start(telemetry)
-                if lock is None:
+                if taken is None:
                     return 0  # another uploader is at work
+                lock, real = taken
+                if not real:  # no locks here: others may start, none may linger
+                    patience = 0.0
                 try:
                     uploader.run_once()
                     while (pause := uploader.pause(patience)) is not None:

@@ -69,9 +69,14 @@ def telemetry_enabled() -> bool | None:
 def telemetry_send(body: bytes, payload: Mapping[str, Any], endpoint: str) -> bool | None:
     """Deliver one event; return ``True`` once delivered, ``None`` to let the next try.
 
-    Runs on the background sender thread, once per distinct event, only when
-    telemetry is enabled. ``body`` is the exact JSON that was logged; ``payload`` is
-    the same data as a mapping; ``endpoint`` is ``FLWR_TELEMETRY_ENDPOINT``. Raise, or
-    return ``False``, when delivery failed. The first non-``None`` answer wins; the
-    built-in ``http`` transport runs last, so a plugin can redirect delivery.
+    Runs in the detached uploader process (on the sender thread where delivery is
+    in-process), only when telemetry is enabled, once per distinct event — and again
+    for the same event, up to hours later, after a failure worth another try.
+    ``body`` is the exact JSON that was logged; ``payload`` is the same data as a
+    mapping; ``endpoint`` is the ``FLWR_TELEMETRY_ENDPOINT`` of the host that made the
+    event. Raise, or return ``False``, when delivery failed; an exception may say how,
+    with an ``int`` attribute ``status`` (the HTTP status: 5xx, 408 and 429 are tried
+    again later) or a ``bool`` attribute ``unreachable`` (present: tried again later).
+    The first non-``None`` answer wins; the built-in ``http`` transport runs last, so
+    a plugin can redirect delivery.
     """

@@ -24,8 +24,9 @@ def test_log_shows_what_waits_and_what_was_delivered_byte_for_byte(
     endpoint: Endpoint, home: Path
 ) -> None:
     offline = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "HF_HUB_OFFLINE": "1", **FAST}
-    run = run_python(ONE + "t.flush(5)\n", {**offline, "FLWR_TELEMETRY_LOGGING": "1"})
+    run = run_python(ONE + "print(t.flush(5))\n", {**offline, "FLWR_TELEMETRY_LOGGING": "1"})
     assert "event one: queued: offline" in run.stderr
+    assert run.stdout == "False\n"  # waiting in the outbox is not delivered
     assert endpoint.connections == 0  # offline: no network attempt from that process
     waiting = json.loads(cli("log", "--json").stdout)["waiting"]
     assert len(waiting) == 1

@@ -113,12 +113,12 @@ def test_a_refused_endpoint_backs_off_for_the_whole_machine(home: Path) -> None:
         assert until is not None
         assert until - time.time() == pytest.approx(_delivery.FIRST_BACKOFF, abs=30)
 
-    # A host whose uploaders would not wait that long appends and starts none; an
-    # uploader started anyway tries nothing.
+    # A host appends and starts no uploader (the one that met the failure waits it out,
+    # if it may); an uploader started anyway tries nothing.
     impatient = Config(home=str(home), endpoint=refused, retry_wait=30)
     outcome = _delivery.hand_over(impatient, event(9), refused)
     assert outcome is not None
-    assert outcome.startswith("queued: the endpoint was out of reach")
+    assert outcome.startswith("queued: the endpoint failed or was out of reach")
     assert not (home / "telemetry" / _delivery.STARTING).exists()
     run_uploader(home)
     assert len(_outbox.records(str(home))) == 1
@@ -142,8 +142,8 @@ def test_a_refused_endpoint_backs_off_for_the_whole_machine(home: Path) -> None:
 def test_an_endpoint_out_of_reach_holds_up_no_other(endpoint: Endpoint, home: Path) -> None:
     """The next uploader delivers the other endpoint's events and leaves the first alone.
 
-    (The ``http`` transport's own back-off is per process, not per endpoint, so the
-    run that met the refusal tries no other endpoint.)
+    (The run that met the refusal leaves that endpoint alone; the other one's event
+    goes in the same run or the next.)
     """
     refused = refused_url()
     fill(home, refused, range(3))
@@ -173,8 +173,9 @@ def test_server_errors_keep_the_event_client_errors_drop_it(home: Path) -> None:
         outcomes = {r.endpoint: r.outcome for r in _outbox.records(str(home))}
         assert "HTTP 503" in str(outcomes[failing.url])
         assert "HTTP 400" in str(outcomes[rejecting.url])
-        with _outbox.opened(str(home)) as (telemetry, _):
-            assert _delivery.backing_off(telemetry, failing.url) is None  # it answered
+        with _outbox.opened(str(home)) as (telemetry, _):  # a 503 backs off too; a 400 not
+            assert _delivery.backing_off(telemetry, failing.url) is not None
+            assert _delivery.backing_off(telemetry, rejecting.url) is None
     finally:
         failing.close()
         rejecting.close()
@@ -282,7 +283,7 @@ def test_an_uploader_lingers_for_the_rest_of_a_burst(endpoint: Endpoint, home: P
 
 
 def test_a_server_error_is_tried_again_after_a_growing_wait(home: Path) -> None:
-    """A 503 (after the transport's own retries) is no outage: this run backs off alone."""
+    """A 503 (after the transport's own retries) backs off like an outage, then ends."""
     failing = Endpoint([503] * 6)  # the transport tries 3 times per attempt
     try:
         bodies = fill(home, failing.url, range(2))
@@ -299,25 +300,93 @@ def test_a_server_error_is_tried_again_after_a_growing_wait(home: Path) -> None:
         assert outcomes.count("delivered by 'http'") == 2
         assert sum("HTTP 503" in str(o) for o in outcomes) == 2
         with _outbox.opened(str(home)) as (telemetry, _):
-            assert _delivery.backing_off(telemetry, failing.url) is None  # never machine-wide
+            assert _delivery.backing_off(telemetry, failing.url) is None  # over: it took them
     finally:
         failing.close()
 
 
-def test_a_host_starts_an_uploader_that_waits_out_a_short_back_off(
-    endpoint: Endpoint, home: Path, monkeypatch: pytest.MonkeyPatch
+UNCLAIMABLE = PATIENT_UPLOADER.replace(
+    "_uploader.LOOK_EVERY = 0.1",
+    "_uploader.LOOK_EVERY = 0.1\nfrom flwr_datasets_telemetry import _outbox\n"
+    "_outbox.claim = lambda *args, **kwargs: None  # as a rename fails on a read-only disk",
+)
+
+
+def test_an_event_that_cannot_be_claimed_ends_the_run_instead_of_spinning(
+    endpoint: Endpoint, home: Path
 ) -> None:
-    monkeypatch.setenv("FLWR_TELEMETRY_RETRY_WAIT", "60")  # the uploader's own setting
-    with _outbox.opened(str(home), create=True) as (telemetry, _):
-        short = {"endpoint": endpoint.url, "until": time.time() + 1, "delay": 1.0}
-        name = _delivery._backoff_name(endpoint.url)
-        _outbox.publish(telemetry, name, json.dumps(short).encode(), replace=True)
-    config = Config(home=str(home), endpoint=endpoint.url, retry_wait=60)
-    outcome = _delivery.hand_over(config, event(1), endpoint.url)
-    assert str(outcome).startswith("queued: the endpoint was out of reach")
-    assert endpoint.wait_for(1, timeout=60)  # nobody else was there to send it
-    assert endpoint.bodies == [event(1)]
-    assert wait_until(lambda: uploader_gone(home))
+    waiting = fill(home, endpoint.url, range(1))
+    done = subprocess.run(
+        [sys.executable, "-c", UNCLAIMABLE, str(home)],
+        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
+        capture_output=True,
+        timeout=30,  # spinning, it would never end
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    assert [e.body for e in _outbox.waiting(str(home))] == waiting
+    assert endpoint.bodies == []
+
+
+def test_an_unwritable_back_off_file_still_spaces_the_attempts(home: Path) -> None:
+    """A folder where the back-off file goes: this run's own back-off holds."""
+    url = refused_url()
+    fill(home, url, range(1))
+    (home / "telemetry" / _delivery._backoff_name(url)).mkdir()
+    uploader = subprocess.Popen(
+        [sys.executable, "-c", PATIENT_UPLOADER, str(home)],
+        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
+    )
+    try:
+        assert wait_until(lambda: len(_outbox.records(str(home))) >= 2)
+        time.sleep(1.0)  # what it does meanwhile is the test: a few attempts, not thousands
+    finally:
+        uploader.kill()
+        uploader.wait()
+    attempts = len(_outbox.records(str(home)))
+    assert attempts <= 5
+    assert _outbox.waiting(str(home)) != []
+
+
+NO_LOCKS = PATIENT_UPLOADER.replace(
+    "_uploader.LOOK_EVERY = 0.1",
+    "_uploader.LOOK_EVERY = 0.1\nimport errno, fcntl\n"
+    "def no_locks(*args):\n    raise OSError(errno.ENOLCK, 'no locks available')\n"
+    "fcntl.lockf = no_locks",
+)
+
+
+def test_without_real_locks_an_uploader_never_waits(home: Path) -> None:
+    """Where locks are not supported more uploaders may run: none of them may linger."""
+    fill(home, refused_url(), range(1))
+    done = subprocess.run(
+        [sys.executable, "-c", NO_LOCKS, str(home)],
+        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
+        capture_output=True,
+        timeout=30,  # waiting out the back-off it would take 60 s
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    assert len(_outbox.records(str(home))) == 1
+
+
+SHORT_BACK_OFF = PATIENT_UPLOADER.replace(
+    "_uploader.LOOK_EVERY = 0.1", "_uploader.LOOK_EVERY = 0.1\n_delivery.MAX_BACKOFF = 0.2"
+)
+
+
+def test_the_retry_wait_bounds_the_whole_run_not_each_wait(home: Path) -> None:
+    """Back-offs of 0.2 s each, a second in all: it leaves after about a second."""
+    fill(home, refused_url(), range(1))
+    done = subprocess.run(
+        [sys.executable, "-c", SHORT_BACK_OFF, str(home)],
+        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "1"}),
+        capture_output=True,
+        timeout=30,  # each wait within the bound, it would never end
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    assert 2 <= len(_outbox.records(str(home))) <= 10
 
 
 def test_flush_stops_waiting_when_the_endpoint_is_out_of_reach(home: Path) -> None:
@@ -327,8 +396,9 @@ def test_flush_stops_waiting_when_the_endpoint_is_out_of_reach(home: Path) -> No
     name = _outbox.append(str(home), url, body)
     with _outbox.opened(str(home)) as (telemetry, _):
         _delivery.note_unreachable(telemetry, url)
-        lock = _delivery.take_lock(telemetry)  # as a waiting uploader holds it
-        assert lock is not None
+        taken = _delivery.take_lock(telemetry)  # as a waiting uploader holds it
+        assert taken is not None
+        lock = taken[0]
         try:
             start = time.monotonic()
             assert not _delivery.await_delivery(str(home), [(name, body)], 30.0, url)
