@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,18 +223,35 @@ sys.exit(_uploader.main(sys.argv[1:]))
 """
 
 
+@contextlib.contextmanager
+def patient(home: Path, code: str = PATIENT_UPLOADER, wait: str = "60") -> Iterator[Any]:
+    """An uploader process with short back-offs (``code``), killed if the test leaves it."""
+    uploader = subprocess.Popen(
+        [sys.executable, "-c", code, str(home)],
+        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": wait}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield uploader
+    finally:
+        if uploader.poll() is None:
+            uploader.kill()
+            uploader.communicate()
+
+
+def ends_by_itself(uploader: Any, timeout: float = 60) -> bool:
+    """Whether it exits (within ``timeout``: else the test fails) with status 0, silent."""
+    out, err = uploader.communicate(timeout=timeout)
+    return bool((uploader.returncode, out, err) == (0, b"", b""))
+
+
 def test_an_uploader_waits_out_an_outage_then_delivers_everything(home: Path) -> None:
     """No host runs after the outage: the waiting uploader alone delivers the events."""
     url = refused_url()
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     before = fill(home, url, range(3))
-    uploader = subprocess.Popen(
-        [sys.executable, "-c", PATIENT_UPLOADER, str(home)],
-        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with patient(home) as uploader:
         # Two attempts failed (one event each: the endpoint is then left alone), and
         # the uploader is still there, waiting, holding the lock: hosts start nobody.
         assert wait_until(lambda: len(_outbox.records(str(home))) >= 2)
@@ -242,15 +260,10 @@ def test_an_uploader_waits_out_an_outage_then_delivers_everything(home: Path) ->
         during = fill(home, url, range(3, 5))  # hosts keep appending meanwhile
         server = Endpoint(port=port)  # the endpoint comes back
         try:
-            out, err = uploader.communicate(timeout=60)
-            assert (uploader.returncode, out, err) == (0, b"", b"")
+            assert ends_by_itself(uploader)
             assert sorted(server.bodies) == sorted(before + during)
         finally:
             server.close()
-    finally:
-        if uploader.poll() is None:
-            uploader.kill()
-            uploader.communicate()
     assert _outbox.waiting(str(home)) == []
     failures = [r for r in _outbox.records(str(home)) if r.outcome != "delivered by 'http'"]
     assert all("ConnectionError" in str(r.outcome) for r in failures)
@@ -262,23 +275,12 @@ def test_an_uploader_lingers_for_the_rest_of_a_burst(endpoint: Endpoint, home: P
     """Events written just after the outbox emptied go with the same uploader."""
     first = fill(home, endpoint.url, range(1))
     code = PATIENT_UPLOADER.replace("_uploader.LOOK_EVERY = 0.1", "_uploader.LINGER = 5.0")
-    uploader = subprocess.Popen(
-        [sys.executable, "-c", code, str(home)],
-        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with patient(home, code) as uploader:
         assert endpoint.wait_for(1, timeout=60)
         assert not uploader_gone(home)  # the outbox is empty, and it is still there
         late = fill(home, endpoint.url, range(1, 3))  # no host starts anyone: it has the lock
         assert endpoint.wait_for(3, timeout=60)
-        out, err = uploader.communicate(timeout=60)  # then it leaves by itself
-        assert (uploader.returncode, out, err) == (0, b"", b"")
-    finally:
-        if uploader.poll() is None:
-            uploader.kill()
-            uploader.communicate()
+        assert ends_by_itself(uploader)  # then it leaves
     assert sorted(endpoint.bodies) == sorted(first + late)
 
 
@@ -287,14 +289,8 @@ def test_a_server_error_is_tried_again_after_a_growing_wait(home: Path) -> None:
     failing = Endpoint([503] * 6)  # the transport tries 3 times per attempt
     try:
         bodies = fill(home, failing.url, range(2))
-        done = subprocess.run(
-            [sys.executable, "-c", PATIENT_UPLOADER, str(home)],
-            env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-        assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+        with patient(home) as uploader:
+            assert ends_by_itself(uploader, timeout=120)
         assert sorted(failing.bodies) == sorted(bodies)
         outcomes = [r.outcome for r in _outbox.records(str(home))]
         assert outcomes.count("delivered by 'http'") == 2
@@ -316,14 +312,8 @@ def test_an_event_that_cannot_be_claimed_ends_the_run_instead_of_spinning(
     endpoint: Endpoint, home: Path
 ) -> None:
     waiting = fill(home, endpoint.url, range(1))
-    done = subprocess.run(
-        [sys.executable, "-c", UNCLAIMABLE, str(home)],
-        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
-        capture_output=True,
-        timeout=30,  # spinning, it would never end
-        check=False,
-    )
-    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    with patient(home, UNCLAIMABLE) as uploader:
+        assert ends_by_itself(uploader, timeout=30)  # else it spins or waits on
     assert [e.body for e in _outbox.waiting(str(home))] == waiting
     assert endpoint.bodies == []
 
@@ -333,16 +323,9 @@ def test_an_unwritable_back_off_file_still_spaces_the_attempts(home: Path) -> No
     url = refused_url()
     fill(home, url, range(1))
     (home / "telemetry" / _delivery._backoff_name(url)).mkdir()
-    uploader = subprocess.Popen(
-        [sys.executable, "-c", PATIENT_UPLOADER, str(home)],
-        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
-    )
-    try:
+    with patient(home):
         assert wait_until(lambda: len(_outbox.records(str(home))) >= 2)
         time.sleep(1.0)  # what it does meanwhile is the test: a few attempts, not thousands
-    finally:
-        uploader.kill()
-        uploader.wait()
     attempts = len(_outbox.records(str(home)))
     assert attempts <= 5
     assert _outbox.waiting(str(home)) != []
@@ -359,14 +342,8 @@ NO_LOCKS = PATIENT_UPLOADER.replace(
 def test_without_real_locks_an_uploader_never_waits(home: Path) -> None:
     """Where locks are not supported more uploaders may run: none of them may linger."""
     fill(home, refused_url(), range(1))
-    done = subprocess.run(
-        [sys.executable, "-c", NO_LOCKS, str(home)],
-        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "60"}),
-        capture_output=True,
-        timeout=30,  # waiting out the back-off it would take 60 s
-        check=False,
-    )
-    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    with patient(home, NO_LOCKS) as uploader:
+        assert ends_by_itself(uploader, timeout=30)  # else it spins or waits on
     assert len(_outbox.records(str(home))) == 1
 
 
@@ -378,14 +355,8 @@ SHORT_BACK_OFF = PATIENT_UPLOADER.replace(
 def test_the_retry_wait_bounds_the_whole_run_not_each_wait(home: Path) -> None:
     """Back-offs of 0.2 s each, a second in all: it leaves after about a second."""
     fill(home, refused_url(), range(1))
-    done = subprocess.run(
-        [sys.executable, "-c", SHORT_BACK_OFF, str(home)],
-        env=child_env({"FLWR_TELEMETRY_RETRY_WAIT": "1"}),
-        capture_output=True,
-        timeout=30,  # each wait within the bound, it would never end
-        check=False,
-    )
-    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    with patient(home, SHORT_BACK_OFF, wait="1") as uploader:
+        assert ends_by_itself(uploader, timeout=30)  # else it spins or waits on
     assert 2 <= len(_outbox.records(str(home))) <= 10
 
 
