@@ -436,10 +436,15 @@ def test_the_readme_hook_reference_matches_the_hookspecs() -> None:
 
 
 def test_only_a_section_of_our_group_counts_as_declaring_a_plugin() -> None:
-    """The cheap look before parsing: our own distribution names the package elsewhere."""
-    from flwr_datasets_telemetry._plugins import _declares_group
+    """The cheap look before parsing: our own distribution names the package elsewhere,
+    and no layout `importlib.metadata` reads as our section may be missed."""
+    from flwr_datasets_telemetry._plugins import _may_declare_group
 
     ours = "[console_scripts]\nflwr-datasets-telemetry = flwr_datasets_telemetry.cli:main\n"
-    assert not _declares_group(ours)
-    assert _declares_group("[flwr_datasets_telemetry]\nnoop = noop_plugin\n")
-    assert _declares_group("[x]\na = b\n\n[ flwr_datasets_telemetry ]\r\nnoop = noop_plugin\r\n")
+    assert not _may_declare_group(ours + "[pytest11]\nflwr_datasets_telemetry = x.y\n")
+    for text in (
+        "[flwr_datasets_telemetry]\nnoop = noop_plugin\n",
+        "# comment\r\n[x]\r\na = b\r\n\r\n[flwr_datasets_telemetry]\r\nnoop = noop_plugin\r\n",
+        "[x]\na = b\n   [flwr_datasets_telemetry]   \n  noop = noop_plugin\n",
+    ):
+        assert _may_declare_group(text), text
