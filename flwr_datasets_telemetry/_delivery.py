@@ -371,10 +371,10 @@ def hand_over(  # noqa: PLR0913 - what the pipeline keeps track of, by keyword
     in_outbox: Callable[[], None] | None = None,
 ) -> str | None:
     """`hand_over_many` for one event."""
-    outcomes = hand_over_many(
+    (outcome,) = hand_over_many(
         config, [body], endpoint, appended=appended, sent=sent, in_outbox=in_outbox
     )
-    return None if outcomes is None else outcomes[0]
+    return outcome
 
 
 def hand_over_many(  # noqa: PLR0913 - what the pipeline keeps track of, by keyword
@@ -385,28 +385,30 @@ def hand_over_many(  # noqa: PLR0913 - what the pipeline keeps track of, by keyw
     appended: list[str] | None = None,
     sent: list[tuple[str, bytes]] | None = None,
     in_outbox: Callable[[], None] | None = None,
-) -> list[str] | None:
+) -> list[str | None]:
     """Put events where they will be delivered from; what happened to each, for the log.
 
-    Runs on the host's sender thread and never raises. ``None`` means the caller must
-    deliver them in-process (with `deliver`): no home, no outbox, or no uploader can be
-    started here (the events are then taken back out of the outbox). The outbox is
-    written, trimmed and its uploader looked for once for all of them.
+    Runs on the host's sender thread and never raises. An outcome of ``None`` means
+    the caller must deliver that event in-process (with `deliver`): no home, no
+    outbox, or no uploader can be started here (the event was taken back out of the
+    outbox). The outbox is written, trimmed and its uploader looked for once for all.
+    Outcomes that start with ``"dropped"`` are events lost.
     """
     names: list[str | None] = []
     try:
-        outcome = _hand_over(config, bodies, endpoint, names, in_outbox)
+        outcomes = _hand_over(config, bodies, endpoint, names, in_outbox)
     except Exception:
-        outcome = None if not offline() else DROPPED_OFFLINE
+        outcomes = [DROPPED_OFFLINE if offline() else None] * len(bodies)
+    kept = [
+        (name, body, outcome)
+        for name, body, outcome in zip(names, bodies, outcomes, strict=False)
+        if name is not None and outcome is not None
+    ]
     if appended is not None:
-        appended.extend(name for name in names if name is not None)
-    if outcome is None:
-        return None
-    if outcome.startswith(QUEUED) and sent is not None:  # `flush` looks for them
-        sent.extend((name, body) for name, body in zip(names, bodies, strict=False) if name)
-    if len(names) != len(bodies):  # nothing was written: one outcome for all
-        return [outcome] * len(bodies)
-    return [OVERSIZED if name is None else outcome for name in names]
+        appended.extend(name for name, _, _ in kept)
+    if sent is not None:  # in the outbox: `flush` looks for them
+        sent.extend((name, body) for name, body, outcome in kept if outcome.startswith(QUEUED))
+    return outcomes
 
 
 def _hand_over(
@@ -415,32 +417,40 @@ def _hand_over(
     endpoint: str,
     names: list[str | None],
     in_outbox: Callable[[], None] | None = None,
-) -> str | None:
-    """The outcome of the events written (their names go to ``names``)."""
+) -> list[str | None]:
+    """The outcome of each event (the names of those written go to ``names``)."""
     home = config.home
     if config.local_only:
         now = time.time()
-        entries = [_outbox.Entry("", now, endpoint, body) for body in bodies]
-        recorded = home is not None and all(
-            _outbox.record(home, entry, RECORDED_LOCALLY) for entry in entries
-        )
-        return RECORDED_LOCALLY if recorded else NOT_RECORDED
+        return [
+            RECORDED_LOCALLY
+            if home is not None
+            and _outbox.record(home, _outbox.Entry("", now, endpoint, body), RECORDED_LOCALLY)
+            else NOT_RECORDED
+            for body in bodies
+        ]
     is_offline = offline()
+    nowhere = [DROPPED_OFFLINE if is_offline else None] * len(bodies)
     if home is None or sys.platform == "win32":
-        return DROPPED_OFFLINE if is_offline else None
+        return nowhere
     try:
         names[:] = _outbox.append_many(home, endpoint, bodies)
     except OSError:
-        return DROPPED_OFFLINE if is_offline else None
+        return nowhere
     written = [name for name in names if name is not None]
     done = in_outbox if in_outbox is not None else _nothing
+    taken_back: set[str] = set()
     if is_offline or not written:
         done()
-        return QUEUED_OFFLINE if is_offline else QUEUED
-    try:
-        return _start_delivery(home, endpoint, written, done)
-    except OSError:  # the events are in the outbox: a later host starts the uploader
-        return QUEUED
+        outcome = QUEUED_OFFLINE if is_offline else QUEUED
+    else:
+        try:
+            outcome, taken_back = _start_delivery(home, endpoint, written, done)
+        except OSError:  # the events are in the outbox: a later host starts the uploader
+            outcome = QUEUED
+    return [
+        OVERSIZED if name is None else None if name in taken_back else outcome for name in names
+    ]
 
 
 def _nothing() -> None:
@@ -449,15 +459,17 @@ def _nothing() -> None:
 
 def _start_delivery(
     home: str, endpoint: str, names: list[str], done: Callable[[], None]
-) -> str | None:
-    """Find or start the uploader for the events ``names``; ``done`` is called as soon
-    as they are in an uploader's reach (one runs, or its start has forked): exit waits
-    for that, not for the uploader's start-up."""
+) -> tuple[str, set[str]]:
+    """Find or start the uploader for the events ``names``: the outcome, and the names
+    taken back out of the outbox (no uploader can start here: the caller delivers those
+    in-process). ``done`` is called as soon as the events are in an uploader's reach
+    (one runs, or its start has forked): exit waits for that, not for its start-up."""
     with _outbox.opened(home) as (telemetry, outbox):
         until = backing_off(telemetry, endpoint)
         if until is not None:  # the uploader that met the failure waits it out, if any
             done()
-            return QUEUED_BACKOFF.format(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)))
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until))
+            return QUEUED_BACKOFF.format(when), set()
         forked: list[bool] = []
 
         def started() -> None:
@@ -466,13 +478,11 @@ def _start_delivery(
 
         if ensure_uploader(telemetry, home, started=started):
             done()
-            return QUEUED
+            return QUEUED, set()
         if forked or _runtime.STATE.exiting:  # exit may have gone on: leave them there
-            return QUEUED
-        # No uploader here: take them back (an uploader may have one already: then it is
-        # sent twice, never lost) and deliver in-process.
-        taken = [name for name in names if _outbox.unlink(outbox, name)]
-        return None if taken else QUEUED
+            return QUEUED, set()
+        # No uploader here: take them back; one an uploader took already stays its own.
+        return QUEUED, {name for name in names if _outbox.unlink(outbox, name)}
 
 
 def retract(home: str | None, names: list[str]) -> int:
@@ -511,11 +521,17 @@ def await_delivery(
         return False
     deadline = time.monotonic() + max(0.0, timeout)
     idle = polls = 0
+    seen: set[str] | None = None
     try:
         while True:
             with _outbox.opened(home) as (telemetry, outbox):
                 present = _outbox.names(outbox)
-                working = uploader_running(telemetry) is not False or _starting(telemetry)
+                running = uploader_running(telemetry)
+                # Where locks cannot tell (some NFS mounts), a changing outbox can.
+                working = (
+                    running is True or _starting(telemetry) or (running is None and present != seen)
+                )
+                seen = present
                 out_of_reach = backing_off(telemetry, endpoint) is not None
             left = [
                 (name, body)

@@ -24,6 +24,10 @@ import sys
 
 from . import _runtime
 
+TYPE_CHECKING = False  # import cost: see the package docstring
+if TYPE_CHECKING:
+    from typing import Any
+
 #: The longest a host's ``os.fork`` waits for the sender to finish importing our modules.
 FORK_WAIT = 1.0
 
@@ -37,9 +41,11 @@ class _Hooks:
         self.exit_hooks_pid: int | None = None
         self.fork_guard = False
         self.guard_after_logging = False
-        #: Forks in progress, by forking thread: (guard taken?, a plugin import under way?).
-        #: Per thread: two threads may fork at once, and each must wait on its own.
-        self.forks: dict[int, tuple[bool, bool]] = {}
+        #: Forks in progress, by forking thread: [depth, guard taken?, a plugin import
+        #: under way?]. Per thread: two threads may fork at once, and each must wait on
+        #: its own. The depth counts this module's two registrations, and a fork from a
+        #: signal handler inside another: only the outermost takes and releases.
+        self.forks: dict[int, list[Any]] = {}
 
 
 _state = _Hooks()
@@ -77,21 +83,29 @@ def _before_fork() -> None:
     # own handler, which takes the logging lock that the sender's imports may need; the
     # earlier registration then finds this thread's fork already guarded.
     me = _thread.get_ident()
-    if me in _state.forks:
+    fork = _state.forks.get(me)
+    if fork is not None:
+        fork[0] += 1
         return
-    in_plugin_import = _runtime.STATE.plugin_imports > 0
-    _state.forks[me] = (_runtime.IMPORT_GUARD.acquire(True, FORK_WAIT), in_plugin_import)
+    fork = _state.forks[me] = [1, False, _runtime.STATE.plugin_imports > 0]
+    fork[1] = _runtime.IMPORT_GUARD.acquire(True, FORK_WAIT)
 
 
 def _after_fork_in_parent() -> None:
-    guarded = _state.forks.pop(_thread.get_ident(), None)
-    if guarded is not None and guarded[0]:
-        _runtime.IMPORT_GUARD.release()
+    me = _thread.get_ident()
+    fork = _state.forks.get(me)
+    if fork is None:
+        return
+    fork[0] -= 1
+    if fork[0] <= 0:
+        del _state.forks[me]
+        if fork[1]:
+            _runtime.IMPORT_GUARD.release()
 
 
 def _after_fork_in_child() -> None:
-    guarded = _state.forks.get(_thread.get_ident())
-    forked_mid_import = guarded is not None and (not guarded[0] or guarded[1])
+    fork = _state.forks.get(_thread.get_ident())
+    forked_mid_import = fork is not None and (not fork[1] or fork[2])
     _state.forks.clear()
     _runtime.STATE.plugin_imports = 0
     _runtime.IMPORT_GUARD = _thread.allocate_lock()

@@ -296,15 +296,28 @@ def append_many(
             drops = {"oversized": sum(len(data) > MAX_ENTRY for data in encoded)}
             if drops["oversized"] < len(encoded):  # else no outbox is made for nothing
                 with _folder(home, "telemetry", "outbox", create=True) as outbox:
-                    for index, data in enumerate(encoded):
-                        if len(data) <= MAX_ENTRY:
-                            name = names[index] = _file_name(when, len(data), ".ev", index)
-                            publish(outbox, name, data)
+                    _publish_all(outbox, encoded, names, when)
                     drops.update(trim(outbox, when))
             count_drops(telemetry, drops)
     except OSError as error:
         raise OutboxError(f"outbox not writable: {type(error).__name__}: {error}") from error
     return names
+
+
+def _publish_all(outbox: int, encoded: list[bytes], names: list[str | None], when: float) -> None:
+    """Publish each event that fits, naming it in ``names``; all or none of them: a
+    failure half-way (a full disk) takes back what this batch wrote, then raises."""
+    try:
+        for index, data in enumerate(encoded):
+            if len(data) <= MAX_ENTRY:
+                name = names[index] = _file_name(when, len(data), ".ev", index)
+                publish(outbox, name, data)
+    except BaseException:
+        for index, written in enumerate(names):
+            if written is not None:
+                unlink(outbox, written)
+                names[index] = None
+        raise
 
 
 def trim(outbox: int, now: float) -> dict[str, int]:
@@ -384,17 +397,30 @@ def claim(outbox: int, name: str, token: str, now: float | None = None) -> str |
     return claimed
 
 
-def release(outbox: int, claimed: str) -> None:
-    """Put a claimed event back, for a later try."""
-    with contextlib.suppress(OSError):
+def release(outbox: int, claimed: str) -> bool:
+    """Put a claimed event back, for a later try; whether the claim was still there."""
+    try:
         os.rename(
             claimed, claimed.split(".claim-", maxsplit=1)[0], src_dir_fd=outbox, dst_dir_fd=outbox
         )
+    except OSError:
+        return False
+    return True
 
 
-def finish(outbox: int, claimed: str) -> None:
-    """Forget a claimed event for good (delivered, or never deliverable)."""
-    unlink(outbox, claimed)
+def exists(folder: int, name: str) -> bool:
+    """Whether ``name`` is (still) in ``folder``."""
+    try:
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def finish(outbox: int, claimed: str) -> bool:
+    """Forget a claimed event for good (delivered, or never deliverable); whether the
+    claim was still there (``forget`` may have deleted it meanwhile)."""
+    return unlink(outbox, claimed)
 
 
 def drop_corrupt(telemetry: int, outbox: int, name: str) -> None:

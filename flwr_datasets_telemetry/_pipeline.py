@@ -159,15 +159,26 @@ class Pipeline:
         """Build, de-duplicate, log and send calls; how many were lost.
 
         The opt-outs are read once before building and once before handing over, for
-        all of ``calls`` (a burst at exit is one pass). ``in_outbox`` is called once
-        they are safely in the outbox and within an uploader's reach.
+        all of ``calls`` (a burst at exit is one pass); a call whose building fails
+        costs only itself. ``in_outbox`` is called once they are safely in the outbox
+        and within an uploader's reach.
         """
         if not self.still_enabled() and not self.config.logging:
             return 0
-        ready = [event for event in map(self._prepare, calls) if event is not None]
+        ready: list[Ready] = []
+        lost = 0
+        for call in calls:
+            try:
+                event = self._prepare(call)
+            except BaseException as error:  # a collector's SystemExit costs its event only
+                _log.log(f"event {call.event_type!r} lost: {type(error).__name__}: {error}")
+                lost += 1
+                continue
+            if event is not None:
+                ready.append(event)
         if not ready or not self.still_enabled():
-            return 0
-        return self.send(ready, in_outbox)
+            return lost
+        return lost + self.send(ready, in_outbox)
 
     def _prepare(self, call: TrackedCall) -> Ready | None:
         """Build, log and date ``call``; ``None`` if it repeats an event already sent."""
@@ -187,8 +198,9 @@ class Pipeline:
     def send(self, events: list[Ready], in_outbox: Callable[[], None] | None = None) -> int:
         """Hand the events to the outbox and its uploader; where that cannot be (no
         usable home, no uploader possible, an in-process transport), deliver here.
-        How many were not delivered (in-process) or lost."""
+        How many were lost: dropped, or not delivered in-process."""
         endpoint = self.config.endpoint
+        lost = 0
         if not self._in_process:
             outcomes = _delivery.hand_over_many(
                 self.config,
@@ -198,20 +210,23 @@ class Pipeline:
                 sent=self._with_uploader,
                 in_outbox=in_outbox,
             )
-            if outcomes is not None:
-                if _runtime.STATE.disabled_by:  # `disable()` came while handing over
-                    self.retract()
-                    return 0
-                for event, outcome in zip(events, outcomes, strict=True):
-                    _log.log(f"event {event.event_type}: {outcome}")
-                del self._handed_over[: -_delivery.MAX_RETRACTABLE]
-                del self._with_uploader[: -_delivery.MAX_RETRACTABLE]
+            if _runtime.STATE.disabled_by:  # `disable()` came while handing over
+                self.retract()
                 return 0
-        if not self._transports_added:  # requests is imported only on this path
+            del self._handed_over[: -_delivery.MAX_RETRACTABLE]
+            del self._with_uploader[: -_delivery.MAX_RETRACTABLE]
+            here = []
+            for event, outcome in zip(events, outcomes, strict=True):
+                if outcome is None:
+                    here.append(event)
+                    continue
+                _log.log(f"event {event.event_type}: {outcome}")
+                lost += outcome.startswith("dropped")
+            events = here
+        if events and not self._transports_added:  # requests is imported only here
             self._transports_added = True
             _lifecycle.import_logging()  # urllib3 imports it: see there
             self.plugins.add_builtins(collectors=False)
-        lost = 0
         for event in events:
             result = _delivery.deliver(self.plugins, event.body, event.payload, endpoint)
             _log.log(f"event {event.event_type}: {result.text}")

@@ -16,6 +16,7 @@ no-op plugin turns telemetry off whatever the variables say.
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Final
@@ -154,24 +155,39 @@ def _load(entry_point: metadata.EntryPoint) -> object:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    """The group's entry points, as ``metadata.entry_points`` finds them.
+    """The group's entry points, as ``metadata.entry_points`` finds them — but read one
+    distribution at a time, so that one broken distribution (a malformed or undecodable
+    ``entry_points.txt``) costs only its own plugins, never hides a no-op plugin.
 
-    Most environments hold no plugin of ours: a look for a section header naming the
-    group in each distribution's ``entry_points.txt`` comes first, and only if one may
-    declare it are they all parsed (3.5 ms -> 2 ms with 90 distributions installed).
-    The look errs on the side of parsing: it must never miss a no-op plugin.
+    A look for a section header naming the group comes first: most environments hold
+    no plugin of ours, and only the distributions that may declare one are parsed
+    (3.5 ms -> 2 ms with 90 distributions installed). As in ``importlib.metadata``, the
+    first distribution of a name on ``sys.path`` wins.
     """
+    found: list[metadata.EntryPoint] = []
+    seen: set[str] = set()
     try:
-        texts = (dist.read_text("entry_points.txt") for dist in metadata.distributions())
-        if not any(_may_declare_group(text or "") for text in texts):
-            return []
-    except Exception:  # the full look below says what is wrong
-        pass
-    try:
-        return list(metadata.entry_points(group=GROUP))
+        distributions = list(metadata.distributions())
     except Exception as error:
-        log(f"could not read entry points: {type(error).__name__}: {error}")
-        return []
+        log(f"could not list distributions: {type(error).__name__}: {error}")
+        return found
+    for dist in distributions:
+        try:
+            if not _may_declare_group(dist.read_text("entry_points.txt") or ""):
+                continue
+            name = _normalized(dist.metadata["Name"] or "")
+            if name and name in seen:
+                continue
+            seen.add(name)
+            found.extend(dist.entry_points.select(group=GROUP))
+        except Exception as error:
+            log(f"could not read the entry points of {dist!r}: {type(error).__name__}: {error}")
+    return found
+
+
+def _normalized(name: str) -> str:
+    """A distribution's name as PEP 503 compares them (``Acme_Noop`` is ``acme-noop``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _may_declare_group(text: str) -> bool:

@@ -205,7 +205,11 @@ class Runtime:
             )
 
     def close(self) -> int:
-        """Drop what is queued and let the sender thread end; how many were dropped."""
+        """Drop what is queued and let the sender thread end; how many were dropped.
+
+        Read without the lock (exit must not wait for it): an event the sender takes
+        at this very moment may be counted as dropped and still be sent.
+        """
         self._closing = True
         dropped = len(self._queue)
         self._queue.clear()

@@ -135,7 +135,8 @@ class Uploader:
             _outbox.count_drops(telemetry, {"corrupt": 1})
             return True
         outcome = _delivery.deliver(plugins, entry.body, payload, endpoint)
-        _outbox.record(self.home, entry, outcome.text)
+        if _outbox.exists(outbox, claimed):  # else `forget` ran meanwhile: record nothing
+            _outbox.record(self.home, entry, outcome.text)  # first: `flush` reads it after
         if outcome.delivered or not outcome.retry:
             _outbox.finish(outbox, claimed)
             self.endpoint_of.pop(name, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -330,3 +331,22 @@ def test_a_batch_keeps_its_order_and_counts_what_is_too_large(home: Path) -> Non
     assert all(name is not None for i, name in enumerate(names) if i != 7)
     assert [e.body for e in _outbox.waiting(str(home))] == bodies[:7] + bodies[8:]
     assert _outbox.dropped(str(home))["oversized"] == 1
+
+
+def test_a_batch_that_cannot_be_written_whole_leaves_nothing_behind(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk half-way: the events written so far are taken back (they go
+    in-process instead, and would otherwise be sent twice)."""
+    real, calls = _outbox.publish, []
+
+    def publish_until_full(folder: int, name: str, data: bytes, *, replace: bool = False) -> None:
+        calls.append(name)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(folder, name, data, replace=replace)
+
+    monkeypatch.setattr(_outbox, "publish", publish_until_full)
+    with pytest.raises(_outbox.OutboxError):
+        _outbox.append_many(str(home), URL, [body(n) for n in range(5)])
+    assert _outbox.waiting(str(home)) == []

@@ -145,3 +145,12 @@ def test_a_burst_at_exit_is_handed_over_whole(endpoint: Endpoint, home: Path) ->
         f"b{n}" for n in range(150)
     )
     assert json.loads(cli("log", "--json").stdout)["waiting"] == []
+
+
+def test_flush_says_false_when_an_event_is_dropped(tmp_path: Path) -> None:
+    """Offline, with no outbox to wait in: dropped, and `flush` says so."""
+    env = {"FLWR_HOME": str(tmp_path / "missing" / "home"), "HF_HUB_OFFLINE": "1", **FAST}
+    run = run_python(ONE + "print(t.flush(5))\n", {**env, "FLWR_TELEMETRY_LOGGING": "1"})
+    assert run.returncode == 0, run.stderr
+    assert "event one: dropped: offline" in run.stderr
+    assert run.stdout == "False\n"

@@ -104,6 +104,33 @@ def test_the_no_op_plugin_turns_everything_off(
 
 
 @pytest.mark.parametrize(
+    "broken",
+    [b"[flwr_datasets_telemetry]\nno equals sign here\n", b"[flwr_datasets_telemetry]\n\xff\xfe\n"],
+    ids=["malformed", "undecodable"],
+)
+def test_a_broken_distribution_never_hides_the_no_op_plugin(
+    broken: bytes, noop_site: Path, tmp_path: Path, endpoint: Endpoint
+) -> None:
+    """Entry points are read one distribution at a time: off still wins."""
+    bad = tmp_path / "bad-site"
+    info = bad / "bad_dist-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-dist\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_bytes(broken)
+    for sites in ([bad, noop_site], [noop_site, bad]):
+        status = run_python(
+            "from flwr_datasets_telemetry.cli import main; main(['status', '--json'])",
+            {"PYTHONPATH": os.pathsep.join(map(str, [*sites, REPO]))},
+        )
+        state = json.loads(status.stdout)
+        assert state["enabled"] is False, state
+        assert state["reason"] == "by plugin 'noop' (flwr-datasets-telemetry-noop 1.0.0)"
+    _, facts = run_with([bad, noop_site], endpoint)
+    assert endpoint.connections == 0
+    assert facts["threads"] == 1
+
+
+@pytest.mark.parametrize(
     "env",
     [
         {"FLWR_TELEMETRY_DISABLE_PLUGIN_AUTOLOAD": "1"},

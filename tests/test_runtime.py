@@ -175,3 +175,29 @@ def test_events_dropped_at_exit_are_said_with_logging_on(black_hole: Any) -> Non
     )
     assert run.returncode == 0
     assert re.search(r"\d+ event\(s\) dropped at exit: the exit budget \(0 s", run.stderr)
+
+
+def test_one_call_failing_to_build_costs_only_itself_in_its_batch(
+    gated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Collectors are isolated already; anything else that fails while one call of a
+    batch is built (here: injected) must not take the other calls with it."""
+    from flwr_datasets_telemetry._pipeline import Pipeline
+
+    runtime, transport = gated
+    build = Pipeline.build
+
+    def failing_build(self: Pipeline, call: Any, notes: Any = None) -> Any:
+        if call.event_type == "bad":
+            raise SystemExit(3)
+        return build(self, call, notes)
+
+    monkeypatch.setattr(Pipeline, "build", failing_build)
+    event("first")  # held at the gate: the next ones queue up and go as one batch
+    assert transport.waiting.wait(10)
+    for kind in ("a", "bad", "b", "c"):
+        event(kind)
+    transport.gate.set()
+    assert flush(10) is False  # one was lost...
+    assert sorted(transport.delivered) == ["a", "b", "c", "first"]  # ...and only that one
+    assert runtime.failed == 1
