@@ -194,8 +194,9 @@ def backing_off(telemetry: int, endpoint: str, now: float | None = None) -> floa
     return stored[0]
 
 
-def note_unreachable(telemetry: int, endpoint: str, now: float | None = None) -> float:
-    """Start (or double) the back-off from ``endpoint``; returns the delay in seconds."""
+def note_failure(telemetry: int, endpoint: str, now: float | None = None) -> float:
+    """After a failure worth another try (out of reach, 5xx, 408, 429): start, or
+    double, the back-off from ``endpoint``; returns the delay in seconds."""
     current = time.time() if now is None else now
     stored = _read_backoff(telemetry, endpoint)
     delay = FIRST_BACKOFF if stored is None else min(MAX_BACKOFF, max(FIRST_BACKOFF, 2 * stored[1]))

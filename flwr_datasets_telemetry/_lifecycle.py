@@ -24,12 +24,21 @@ import sys
 
 from . import _runtime
 
-TYPE_CHECKING = False  # import cost: see the package docstring
-if TYPE_CHECKING:
-    from typing import Any
-
 #: The longest a host's ``os.fork`` waits for the sender to finish importing our modules.
 FORK_WAIT = 1.0
+
+
+class _Fork:
+    """One thread's fork in progress, as `_before_fork` found it."""
+
+    __slots__ = ("depth", "guarded", "in_plugin_import")
+
+    def __init__(self, in_plugin_import: bool) -> None:
+        #: This module's two registrations, and a fork from a signal handler inside
+        #: another, each count one: only the outermost takes and releases the guard.
+        self.depth = 1
+        self.guarded = False
+        self.in_plugin_import = in_plugin_import
 
 
 class _Hooks:
@@ -41,11 +50,9 @@ class _Hooks:
         self.exit_hooks_pid: int | None = None
         self.fork_guard = False
         self.guard_after_logging = False
-        #: Forks in progress, by forking thread: [depth, guard taken?, a plugin import
-        #: under way?]. Per thread: two threads may fork at once, and each must wait on
-        #: its own. The depth counts this module's two registrations, and a fork from a
-        #: signal handler inside another: only the outermost takes and releases.
-        self.forks: dict[int, list[Any]] = {}
+        #: Forks in progress, by forking thread: two threads may fork at once, and
+        #: each must wait on its own.
+        self.forks: dict[int, _Fork] = {}
 
 
 _state = _Hooks()
@@ -85,10 +92,10 @@ def _before_fork() -> None:
     me = _thread.get_ident()
     fork = _state.forks.get(me)
     if fork is not None:
-        fork[0] += 1
+        fork.depth += 1
         return
-    fork = _state.forks[me] = [1, False, _runtime.STATE.plugin_imports > 0]
-    fork[1] = _runtime.IMPORT_GUARD.acquire(True, FORK_WAIT)
+    fork = _state.forks[me] = _Fork(_runtime.STATE.plugin_imports > 0)
+    fork.guarded = _runtime.IMPORT_GUARD.acquire(True, FORK_WAIT)
 
 
 def _after_fork_in_parent() -> None:
@@ -96,16 +103,16 @@ def _after_fork_in_parent() -> None:
     fork = _state.forks.get(me)
     if fork is None:
         return
-    fork[0] -= 1
-    if fork[0] <= 0:
+    fork.depth -= 1
+    if fork.depth <= 0:
         del _state.forks[me]
-        if fork[1]:
+        if fork.guarded:
             _runtime.IMPORT_GUARD.release()
 
 
 def _after_fork_in_child() -> None:
     fork = _state.forks.get(_thread.get_ident())
-    forked_mid_import = fork is not None and (not fork[1] or fork[2])
+    forked_mid_import = fork is not None and (not fork.guarded or fork.in_plugin_import)
     _state.forks.clear()
     _runtime.STATE.plugin_imports = 0
     _runtime.IMPORT_GUARD = _thread.allocate_lock()

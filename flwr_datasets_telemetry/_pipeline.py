@@ -170,7 +170,7 @@ class Pipeline:
         for call in calls:
             try:
                 event = self._prepare(call)
-            except BaseException as error:  # a collector's SystemExit costs its event only
+            except BaseException as error:  # (collectors are isolated: this is anything else)
                 _log.log(f"event {call.event_type!r} lost: {type(error).__name__}: {error}")
                 lost += 1
                 continue

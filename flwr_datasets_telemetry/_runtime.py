@@ -280,7 +280,7 @@ class Runtime:
         return calls
 
     def _in_outbox(self) -> None:
-        """The event the sender holds is in the outbox: exit need not wait for it."""
+        """The events the sender holds are in the outbox: exit need not wait for them."""
         cond = self._cond
         if cond is not None:
             with cond:

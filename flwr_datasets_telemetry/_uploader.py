@@ -145,7 +145,7 @@ class Uploader:
             self.skipped.add(endpoint)
         if outcome.retry:  # the file may not be writable: this run remembers too
             self.note_failing(endpoint)
-            _delivery.note_unreachable(telemetry, endpoint)
+            _delivery.note_failure(telemetry, endpoint)
         elif outcome.delivered:
             self.failing.pop(endpoint, None)
             _delivery.note_reachable(telemetry, endpoint)

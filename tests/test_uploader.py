@@ -366,7 +366,7 @@ def test_flush_stops_waiting_when_the_endpoint_is_out_of_reach(home: Path) -> No
     body = event(1)
     name = _outbox.append(str(home), url, body)
     with _outbox.opened(str(home)) as (telemetry, _):
-        _delivery.note_unreachable(telemetry, url)
+        _delivery.note_failure(telemetry, url)
         taken = _delivery.take_lock(telemetry)  # as a waiting uploader holds it
         assert taken is not None
         lock = taken[0]
