@@ -23,8 +23,8 @@ import contextlib
 import errno
 import json
 import os
+import platform
 import re
-import socket
 import stat
 import sys
 import time
@@ -63,9 +63,13 @@ _FILE_FLAGS: Final = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _HTTP_STATUS: Final = re.compile(r"\bHTTP (\d{3})\b")
 #: In the ``http`` transport's messages: the endpoint cannot be reached at all.
 _UNREACHABLE_WORDS: Final = ("not trying again", "ConnectionError", "Timeout")
-#: How often `await_delivery` looks at the outbox, and after how many looks without
-#: an uploader (one lets go of its lock briefly before it ends) it stops waiting.
+#: How often `await_delivery` looks at the outbox: first after `_POLL` seconds, then
+#: half as long again each time up to `_MAX_POLL` (a look costs about 1 ms of CPU: a
+#: flush waiting seconds for an uploader must not cost the host 5 % of a core), and
+#: after how many looks without an uploader (one lets go of its lock briefly before it
+#: ends) it stops waiting.
 _POLL: Final = 0.02
+_MAX_POLL: Final = 0.25
 _IDLE_POLLS: Final = 5
 #: Every how many looks `await_delivery` reads the record for failed attempts.
 _FAILED_EVERY: Final = 10
@@ -299,7 +303,7 @@ def _announce_start(telemetry: int) -> bool:
 
 def _starter() -> str:
     """Who announced a start: ``pid@host`` (the host name stays in this file, unsent)."""
-    return f"{os.getpid()}@{socket.gethostname()}"
+    return f"{os.getpid()}@{platform.node()}"
 
 
 def _starter_gone(telemetry: int) -> bool:
@@ -315,7 +319,7 @@ def _starter_gone(telemetry: int) -> bool:
         return False
     finally:
         os.close(fd)
-    if host != socket.gethostname() or not pid.isdecimal():
+    if host != platform.node() or not pid.isdecimal():
         return False  # another machine's (a shared home): only the grace period tells
     try:
         os.kill(int(pid), 0)
@@ -522,6 +526,7 @@ def await_delivery(
         return False
     deadline = time.monotonic() + max(0.0, timeout)
     idle = polls = 0
+    pause = _POLL
     seen: set[str] | None = None
     try:
         while True:
@@ -558,7 +563,8 @@ def await_delivery(
                 or time.monotonic() >= deadline
             ):
                 return False
-            time.sleep(_POLL)
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, _MAX_POLL)
         outcomes = {entry.body: entry.outcome or "" for entry in _outbox.records(home)}
         done = all(outcomes.get(body, "").startswith("delivered") for _, body in pending)
     except Exception:

@@ -21,7 +21,6 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -149,6 +148,8 @@ def publish(path: Path, data: bytes, *, replace: bool) -> None:
     does and `FileExistsError` is raised if something is already there (``os.link``),
     falling back to replacing on file systems without hard links.
     """
+    import tempfile  # 4 ms with `shutil`, `random`, `bz2`, `lzma`: only when writing
+
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # 0600, O_EXCL
     try:
         with os.fdopen(fd, "wb") as file:

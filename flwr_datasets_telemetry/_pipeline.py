@@ -6,8 +6,8 @@ the command line) and serves the rest of the process.
 
 from __future__ import annotations
 
-import datetime
 import json
+import time
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from . import _choice, _delivery, _lifecycle, _log, _notice, _runtime
@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 
 #: Distinct events remembered for de-duplication; beyond that, repeats are sent again.
 MAX_SENT: Final = 10_000
+
+
+def utc_now() -> str:
+    """Now, as ``datetime.now(timezone.utc).isoformat()`` writes it (microseconds always
+    shown), without importing `datetime` (3 ms in a bare interpreter)."""
+    now = time.time_ns()
+    seconds, micro = divmod(now // 1000, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micro:06d}+00:00"
 
 
 class Decision(NamedTuple):
@@ -132,7 +140,7 @@ class Pipeline:
     @staticmethod
     def stamp(payload: dict[str, Any]) -> bytes:
         """Date the payload and turn it into the bytes that are logged and sent."""
-        payload["context"]["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        payload["context"]["date"] = utc_now()
         return dumps(payload)
 
     def still_enabled(self) -> bool:

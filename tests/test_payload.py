@@ -177,3 +177,18 @@ def test_snapshots_keep_facts_but_no_host_object() -> None:
     facts = names.telemetry_collect(call)
     assert facts["dataset_name"] == "mnist"
     assert facts["num_partitions"] == 4
+
+
+def test_the_date_is_now_in_utc_as_datetime_writes_it() -> None:
+    """`utc_now` stands in for ``datetime.now(timezone.utc).isoformat()``."""
+    import datetime
+
+    from flwr_datasets_telemetry._pipeline import utc_now
+
+    before = datetime.datetime.now(datetime.timezone.utc)
+    stamp = utc_now()
+    after = datetime.datetime.now(datetime.timezone.utc)
+    parsed = datetime.datetime.fromisoformat(stamp)
+    assert parsed.utcoffset() == datetime.timedelta(0)
+    assert before - datetime.timedelta(microseconds=1) <= parsed <= after
+    assert len(stamp) == len("2026-11-28T09:57:02.645256+00:00")

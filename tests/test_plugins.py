@@ -475,3 +475,69 @@ def test_only_a_section_of_our_group_counts_as_declaring_a_plugin() -> None:
         "[x]\na = b\n   [flwr_datasets_telemetry]   \n  noop = noop_plugin\n",
     ):
         assert _may_declare_group(text), text
+
+
+def _dist_info(site: Path, name: str, entry_points: str | None) -> Path:
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    if entry_points is not None:
+        (info / "entry_points.txt").write_text(entry_points)
+    return info
+
+
+def test_the_quick_look_skips_the_parse_only_where_no_plugin_can_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_surely_no_plugin` may only ever save work: every layout it does not read as
+    `importlib.metadata` would, it leaves to the full parse."""
+    from flwr_datasets_telemetry._plugins import _surely_no_plugin
+
+    site = tmp_path / "site"
+    _dist_info(site, "plain", None)
+    _dist_info(site, "tool", "[console_scripts]\ntool = flwr_datasets_telemetry.cli:main\n")
+    (site / "legacy.egg-info").write_text("Metadata-Version: 1.0\nName: legacy\n")  # a file
+    monkeypatch.setattr("sys.path", [str(site), str(tmp_path / "missing")])
+    assert _surely_no_plugin()
+
+    _dist_info(site, "Plugin", "[flwr_datasets_telemetry]\nx = plugin\n")
+    assert not _surely_no_plugin()
+
+
+@pytest.mark.parametrize("layout", ["zip", "egg", "not-a-string", "fifo", "finder"])
+def test_the_quick_look_leaves_every_layout_it_cannot_read_plainly_to_the_parse(
+    layout: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flwr_datasets_telemetry._plugins import _surely_no_plugin
+
+    site = tmp_path / "site"
+    site.mkdir()
+    path: list[Any] = [str(site)]
+    if layout == "zip":
+        (tmp_path / "bundle.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
+        path.append(str(tmp_path / "bundle.zip"))
+    elif layout == "egg":
+        (tmp_path / "old.egg" / "EGG-INFO").mkdir(parents=True)
+        path.append(str(tmp_path / "old.egg"))
+    elif layout == "not-a-string":
+        path.append(site)
+    elif layout == "fifo":  # must neither block nor be taken for "no entry points"
+        os.mkfifo(_dist_info(site, "odd", None) / "entry_points.txt")
+    else:
+
+        class Finder:
+            def find_distributions(self, _context: object = None) -> list[Any]:
+                return []
+
+        monkeypatch.setattr("sys.meta_path", [*__import__("sys").meta_path, Finder()])
+    monkeypatch.setattr("sys.path", path)
+    assert not _surely_no_plugin()
+
+
+def test_the_quick_look_finds_the_installed_no_op_plugin(
+    noop_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flwr_datasets_telemetry._plugins import _surely_no_plugin
+
+    monkeypatch.setattr("sys.path", [str(noop_site)])
+    assert not _surely_no_plugin()
