@@ -31,7 +31,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from . import _outbox, _runtime, _spawn
+from . import _outbox, _runtime
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,6 +58,7 @@ OVERSIZED: Final = "dropped: larger than the outbox takes"
 DROPPED_OFFLINE: Final = "dropped: offline and the outbox cannot be written"
 
 _OFFLINE_VARIABLES: Final = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+_SPAWN: Final = f"{__package__}._spawn"
 _LOCK_BUSY: Final = (errno.EACCES, errno.EAGAIN)
 _FILE_FLAGS: Final = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _HTTP_STATUS: Final = re.compile(r"\bHTTP (\d{3})\b")
@@ -354,6 +355,9 @@ def ensure_uploader(telemetry: int, home: str, started: Callable[[], None] | Non
         return False
     if uploader_running(telemetry) is True or not _announce_start(telemetry):
         return True
+    _runtime.import_guarded(_SPAWN)  # with `subprocess`: 5 ms a host that starts none saves
+    from . import _spawn
+
     if _spawn.start_detached(UPLOADER_MODULE, [os.path.abspath(home)], started=started):
         return True
     clear_start(telemetry)

@@ -148,7 +148,10 @@ def publish(path: Path, data: bytes, *, replace: bool) -> None:
     does and `FileExistsError` is raised if something is already there (``os.link``),
     falling back to replacing on file systems without hard links.
     """
-    import tempfile  # 4 ms with `shutil`, `random`, `bz2`, `lzma`: only when writing
+    from . import _runtime
+
+    _runtime.import_guarded("tempfile")  # 4 ms with `shutil`, `random`, `bz2`, `lzma`
+    import tempfile
 
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # 0600, O_EXCL
     try:

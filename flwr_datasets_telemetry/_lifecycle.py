@@ -10,7 +10,8 @@ Fork: the child gets a fresh `Runtime` (queue, lock, thread) that keeps the clus
 A child must never inherit a half-finished import (its module lock would stay held by
 a thread that no longer exists). `_runtime.IMPORT_GUARD` is held while the sender
 imports this package's own modules, pluggy, the built-in plugins (requests, where
-delivery is in-process) and `logging` (tens of milliseconds, once), and a fork waits
+delivery is in-process), `logging` and the modules imported only when needed
+(`_runtime.import_guarded`: tens of milliseconds, once), and a fork waits
 for it, at most `FORK_WAIT`. Third-party plugins may take any time to import, so
 a fork never waits for them: a child forked meanwhile stays silent instead.
 """

@@ -172,6 +172,7 @@ def _entry_points() -> list[metadata.EntryPoint]:
     found: list[metadata.EntryPoint] = []
     if _surely_no_plugin():
         return found
+    _runtime.import_guarded("importlib.metadata")
     from importlib import metadata
 
     seen: set[str] = set()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import sys
 import time
 from collections import deque
 
@@ -47,6 +48,28 @@ _MAX_WAIT: Final = 3600.0
 # `threading` is imported with the first event, not with this package: a bare
 # `_thread` lock is all that is needed before then.
 IMPORT_GUARD = _thread.allocate_lock()
+#: How long `import_guarded` waits for the guard (held by this very thread, it would
+#: wait forever: the lock is not re-entrant).
+_GUARD_WAIT: Final = 1.0
+
+
+def import_guarded(name: str) -> None:
+    """Import module ``name`` (ours, or the standard library's) with `IMPORT_GUARD`
+    held, unless it is imported already; the caller then imports it as usual.
+
+    For the modules the sender imports only when it needs them (`importlib.metadata`,
+    `tempfile`, `_spawn` with `subprocess`): a host's fork waits for the guard instead
+    of catching one half done, which would leave the child a module lock held by a
+    thread it does not have (see `_lifecycle`).
+    """
+    if name in sys.modules:
+        return
+    held = IMPORT_GUARD.acquire(True, _GUARD_WAIT)
+    try:
+        __import__(name)
+    finally:
+        if held:
+            IMPORT_GUARD.release()
 
 
 def random_uuid() -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import weakref
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -201,3 +203,31 @@ def test_one_call_failing_to_build_costs_only_itself_in_its_batch(
     assert flush(10) is False  # one was lost...
     assert sorted(transport.delivered) == ["a", "b", "c", "first"]  # ...and only that one
     assert runtime.failed == 1
+
+
+def test_a_module_imported_when_needed_is_imported_under_the_fork_guard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`import_guarded` holds `IMPORT_GUARD` for the import (a fork waits for it), and
+    takes nothing for a module already imported."""
+    (tmp_path / "slow_to_import.py").write_text(
+        "import builtins\nbuiltins.entered.set()\nbuiltins.proceed.wait(10)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entered, proceed = threading.Event(), threading.Event()
+    monkeypatch.setattr("builtins.entered", entered, raising=False)
+    monkeypatch.setattr("builtins.proceed", proceed, raising=False)
+    worker = threading.Thread(target=_runtime.import_guarded, args=("slow_to_import",))
+    worker.start()
+    try:
+        assert entered.wait(10)
+        assert _runtime.IMPORT_GUARD.locked()  # a host's fork would wait here
+    finally:
+        proceed.set()
+        worker.join(10)
+    assert not _runtime.IMPORT_GUARD.locked()
+    assert "slow_to_import" in sys.modules
+    monkeypatch.delitem(sys.modules, "slow_to_import")
+
+    with _runtime.IMPORT_GUARD:  # held: an imported module must not wait for it
+        _runtime.import_guarded("json")

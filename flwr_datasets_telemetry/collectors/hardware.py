@@ -29,7 +29,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any, Final
 
-from .. import _files, _runtime, _spawn
+from .. import _files, _runtime
 from ..hookspecs import hookimpl
 from ._cpuinfo_probe import CPUINFO_TIMEOUT
 
@@ -45,6 +45,7 @@ POLL: Final = 0.05
 #: A cache file is a few hundred bytes; anything bigger is not ours to parse.
 MAX_CACHE_BYTES: Final = 4096
 PROBE: Final = "flwr_datasets_telemetry.collectors._cpuinfo_probe"
+_SPAWN: Final = "flwr_datasets_telemetry._spawn"
 _CPU_KEYS: Final = ("cpu_brand", "cpu_arch", "cpu_bits", "cpu_hz_advertised")
 
 #: In-process memory: survives ``os.fork``, so children never ask again.
@@ -114,6 +115,8 @@ def _lock(path: Path) -> tuple[str, int | None]:
 
 def _wait_for_cache(cache: Path, lock: Path, key: str) -> dict[str, Any] | None:
     """Poll the cache until it answers, the probe ends, time runs out or exit begins."""
+    from .. import _spawn  # imported by `_probe`
+
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline and not _runtime.STATE.exiting:
         time.sleep(POLL)
@@ -151,6 +154,9 @@ def _probe(home: Path, key: str) -> dict[str, Any] | None:
     if folder is None:
         return None
     cache, lock = folder / "hardware.json", folder / "hardware.lock"
+    _runtime.import_guarded(_SPAWN)  # with `subprocess`: only on a cold cache
+    from .. import _spawn
+
     deadline = time.monotonic() + WAIT
     while _spawn.host_is_waiting():  # its os.wait() would take our intermediate
         if _runtime.STATE.exiting or time.monotonic() >= deadline:

@@ -20,6 +20,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .. import _runtime
 from .._version import __version__
 from ..hookspecs import hookimpl
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 @functools.cache
 def _distributions_by_package() -> dict[str, list[str]]:
+    _runtime.import_guarded("importlib.metadata")
     from importlib import metadata
 
     return dict(metadata.packages_distributions())
@@ -36,6 +38,7 @@ def _distributions_by_package() -> dict[str, list[str]]:
 
 @functools.cache
 def _install_folders() -> tuple[str, ...]:
+    _runtime.import_guarded("sysconfig")
     import sysconfig
 
     paths = sysconfig.get_paths()
@@ -55,6 +58,7 @@ def _is_installed(top: str) -> bool:
 
 
 def _distribution(name: str) -> tuple[str, str] | None:
+    _runtime.import_guarded("importlib.metadata")
     from importlib import metadata
 
     try:
