@@ -172,17 +172,12 @@ def _entry_points() -> list[metadata.EntryPoint]:
     found: list[metadata.EntryPoint] = []
     if _surely_no_plugin():
         return found
-    _runtime.import_guarded("importlib.metadata")
-    from importlib import metadata
-
     seen: set[str] = set()
-    try:
-        distributions = list(metadata.distributions())
-    except Exception as error:
-        log(f"could not list distributions: {type(error).__name__}: {error}")
-        return found
-    for dist in distributions:
+    for dist in _distributions():
         try:
+            if not _safe_to_read(dist):
+                log(f"skipped {dist!r}: its entry_points.txt is not a regular file")
+                continue
             if not _may_declare_group(dist.read_text("entry_points.txt") or ""):
                 continue
             name = _normalized(dist.metadata["Name"] or "")
@@ -193,6 +188,38 @@ def _entry_points() -> list[metadata.EntryPoint]:
         except Exception as error:
             log(f"could not read the entry points of {dist!r}: {type(error).__name__}: {error}")
     return found
+
+
+def _distributions() -> list[metadata.Distribution]:
+    """Every distribution `importlib.metadata` finds, listed one ``sys.path`` entry at a
+    time: an entry it cannot read (bytes or ``None``, which import ignores, make it
+    raise for the whole path) costs only itself."""
+    found: list[metadata.Distribution] = []
+    try:
+        _runtime.import_guarded("importlib.metadata")
+        from importlib import metadata
+    except Exception as error:  # a host's own module shadowing one of its imports
+        log(f"could not list distributions: {type(error).__name__}: {error}")
+        return found
+    for root in list(sys.path):
+        try:
+            found.extend(metadata.distributions(path=[root]))
+        except Exception as error:  # noqa: PERF203 - an entry's error costs only that entry
+            log(f"could not list distributions in {root!r}: {type(error).__name__}: {error}")
+    return found
+
+
+def _safe_to_read(dist: metadata.Distribution) -> bool:
+    """Whether reading the distribution's ``entry_points.txt`` cannot block: a regular
+    file, or none (`importlib.metadata` would wait forever on a FIFO)."""
+    folder = getattr(dist, "_path", None)  # a folder on disk; a zip's holds no FIFO
+    if not isinstance(folder, os.PathLike):
+        return True
+    try:
+        mode = os.stat(os.path.join(os.fspath(folder), "entry_points.txt")).st_mode
+    except OSError:
+        return True  # none, or an error `read_text` reports (or reads as none) itself
+    return stat.S_ISREG(mode)
 
 
 #: An ``entry_points.txt`` larger than this is left to `importlib.metadata` to read.
@@ -253,7 +280,11 @@ def _read_entry_points(info: str) -> str | None:
         return None
     finally:
         os.close(fd)
-    return data.decode("latin-1")  # every byte a character: the group name is ASCII
+    if len(data) != info_stat.st_size:
+        return None  # a short read, or a size that is not the content's (procfs, FUSE)
+    # Decoded as `importlib.metadata` decodes it, so that lines split and strip alike
+    # (U+2028 ends a line, U+00A0 is stripped); bytes it cannot decode, it skips.
+    return data.decode("utf-8", "replace")
 
 
 def _normalized(name: str) -> str:
