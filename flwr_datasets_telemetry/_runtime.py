@@ -44,6 +44,12 @@ BATCH: Final = 64
 MAX_SEEN_CALLS: Final = 4096
 #: The longest single wait `threading` accepts; `flush(float("inf"))` waits in such steps.
 _MAX_WAIT: Final = 3600.0
+#: The first build waits at most this long (seconds) for a host that keeps the
+#: interpreter busy to pause (see `Runtime._quiet_moment`), looking every `QUIET_LOOK`.
+QUIET_WAIT: Final = 1.0
+QUIET_LOOK: Final = 0.05
+#: Other threads on a CPU for this share of the time: the host is busy.
+BUSY_SHARE: Final = 0.25
 
 # `threading` is imported with the first event, not with this package: a bare
 # `_thread` lock is all that is needed before then.
@@ -120,6 +126,8 @@ class Runtime:
         self._pipeline: Pipeline | None = None
         self._lost_at_last_flush = 0
         self._closing = False
+        #: A flush (or exit) waits: the first build goes ahead, busy host or not.
+        self._hurry = False
         self._exit_deadline: float | None = None
 
     # -- caller's thread: never waits ------------------------------------------------
@@ -193,6 +201,9 @@ class Runtime:
         if not self._lock.acquire(True, min(timeout, _MAX_WAIT)):
             return False
         try:
+            self._hurry = True
+            if self._cond is not None:
+                self._cond.notify_all()  # a sender waiting for a quiet moment: go now
             while True:
                 if not self._sending and self._queue and not self._closing:
                     self._start()  # an event whose caller could not take the lock
@@ -261,6 +272,10 @@ class Runtime:
     def _serve(self, cond: threading.Condition) -> None:
         with cond:
             self.senders += 1
+        try:
+            self._quiet_moment(cond)
+        except Exception:  # a platform without thread CPU clocks: build at once
+            pass
         while True:
             with cond:
                 calls = self._take()
@@ -291,6 +306,41 @@ class Runtime:
         if self._queue and not self._closing:  # an event raced our ending
             self._wake()
 
+    def _quiet_moment(self, cond: threading.Condition) -> None:
+        """Before the process's first build, let a host that keeps the interpreter busy
+        run undisturbed for a while (at most `QUIET_WAIT`).
+
+        The first build (imports, plugins, collectors) is the sender's one big piece of
+        work. Alone it takes about 12 ms of CPU in a host that has imported the
+        standard library; against a thread that never lets go of the GIL it cost three
+        times that, stretched over half a second, because each file the imports open
+        hands the GIL over and back. So the sender first asks whether another thread
+        runs Python now (`_gil_is_free`); if none does, it builds at once. Otherwise it
+        waits — sleeping, not contending — until the host pauses, `flush` or exit asks
+        for the events, or `QUIET_WAIT` has passed. Later builds are small: no wait.
+        """
+        if self._pipeline is not None:
+            return
+        busy = max(2e-4, sys.getswitchinterval() / 4)  # GIL held elsewhere: ~ the interval
+        if _gil_is_free(busy) and _gil_is_free(busy):  # twice: once can be luck
+            return
+        self._wait_while_busy(cond, time.monotonic() + QUIET_WAIT)
+
+    def _wait_while_busy(self, cond: threading.Condition, deadline: float) -> None:
+        """Sleep in `QUIET_LOOK` steps while the other threads of the process spend at
+        least `BUSY_SHARE` of the time on a CPU (the CPU clocks, not the GIL, say so:
+        a look at the GIL can be fooled by a host thread the OS has not run yet), until
+        ``deadline``, or until a flush, exit or `close` wakes the sender."""
+        while time.monotonic() < deadline:
+            wall, others = time.monotonic(), _cpu_of_other_threads()
+            with cond:
+                if not (self._hurry or self._closing):
+                    cond.wait(QUIET_LOOK)
+                if self._hurry or self._closing:
+                    return
+            if _cpu_of_other_threads() - others < BUSY_SHARE * (time.monotonic() - wall):
+                return  # the host paused (I/O, a wait): build now
+
     def _take(self) -> list[TrackedCall]:
         """Up to `BATCH` queued calls (with ``_lock`` held); none once closing."""
         calls: list[TrackedCall] = []
@@ -309,6 +359,19 @@ class Runtime:
             with cond:
                 self._building = False
                 cond.notify_all()
+
+
+def _gil_is_free(busy: float) -> bool:
+    """Whether no other thread wanted the GIL: `time.sleep(0)` hands it over, and is
+    back within ``busy`` seconds unless another thread ran Python meanwhile."""
+    started = time.perf_counter()
+    time.sleep(0)
+    return time.perf_counter() - started < busy
+
+
+def _cpu_of_other_threads() -> float:
+    """CPU seconds the process's other threads have used (all threads' less ours)."""
+    return time.process_time() - time.thread_time()
 
 
 def _report(message: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -231,3 +232,75 @@ def test_a_module_imported_when_needed_is_imported_under_the_fork_guard(
 
     with _runtime.IMPORT_GUARD:  # held: an imported module must not wait for it
         _runtime.import_guarded("json")
+
+
+def _busy_until(stop: threading.Event) -> threading.Thread:
+    """A host thread that runs Python without pause (and never lets go of the GIL by
+    itself) until ``stop`` is set."""
+
+    def spin() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    return thread
+
+
+def _waiting_runtime() -> tuple[_runtime.Runtime, threading.Condition]:
+    runtime = _runtime.Runtime(Config(home=None), _runtime.random_uuid())
+    cond = threading.Condition(runtime._lock)
+    runtime._cond = cond
+    return runtime, cond
+
+
+def test_the_first_build_waits_while_the_host_is_busy_and_goes_when_it_pauses() -> None:
+    """While another thread keeps a CPU busy the sender sleeps (the first build would
+    cost that thread three times its CPU time); it goes on once the host pauses."""
+    runtime, cond = _waiting_runtime()
+    stop = threading.Event()
+    busy = _busy_until(stop)
+    pause = threading.Timer(0.4, stop.set)  # the host pauses after 0.4 s
+    try:
+        started = time.monotonic()
+        pause.start()
+        runtime._wait_while_busy(cond, started + 30)
+        waited = time.monotonic() - started
+    finally:
+        stop.set()
+        busy.join()
+        pause.join()
+    assert 0.4 <= waited < 10, waited
+
+
+def test_a_flush_ends_the_wait_for_a_quiet_moment_at_once() -> None:
+    runtime, cond = _waiting_runtime()
+    stop = threading.Event()
+    busy = _busy_until(stop)
+    try:
+        started = time.monotonic()
+        waiter = threading.Thread(target=runtime._wait_while_busy, args=(cond, started + 30))
+        waiter.start()
+        assert runtime.flush(5)  # nothing queued: at once, and it wakes the sender
+        waiter.join(10)
+        assert not waiter.is_alive()
+        assert time.monotonic() - started < 10
+    finally:
+        stop.set()
+        busy.join()
+
+
+def test_the_wait_for_a_quiet_moment_is_bounded() -> None:
+    runtime, cond = _waiting_runtime()
+    stop = threading.Event()
+    busy = _busy_until(stop)  # never pauses
+    try:
+        started = time.monotonic()
+        runtime._wait_while_busy(cond, started + 0.3)
+        waited = time.monotonic() - started
+    finally:
+        stop.set()
+        busy.join()
+    assert 0.3 <= waited < 10, waited
+    assert _runtime.QUIET_WAIT <= 1.0  # the bound a host's events may wait, documented
