@@ -238,6 +238,7 @@ def uploader_running(telemetry: int) -> bool | None:
     POSIX record locks (``lockf``), not ``flock``: a child forked while the host holds
     its brief shared lock does not inherit it, and NFS carries them between machines.
     """
+    _runtime.import_guarded("fcntl")  # where no built-in imported it (hardware blocked)
     import fcntl
 
     fd = _open_lock(telemetry)
@@ -261,6 +262,7 @@ def take_lock(telemetry: int, attempts: int = 40) -> tuple[int, bool] | None:
     the lock is not needed for correctness — claims keep the outbox correct — but more
     than one uploader may run, so none of them waits or lingers.
     """
+    _runtime.import_guarded("fcntl")  # where no built-in imported it (hardware blocked)
     import fcntl
 
     fd = _open_lock(telemetry)

@@ -7,6 +7,7 @@ the command line) and serves the rest of the process.
 from __future__ import annotations
 
 import json
+import pathlib  # noqa: F401 - for `Config.home_path`: imported here, under the fork guard
 import time
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 

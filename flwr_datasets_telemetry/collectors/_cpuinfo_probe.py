@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CPUINFO_TIMEOUT: Final = 5.0
 
@@ -50,6 +52,8 @@ def main(argv: list[str]) -> int:
         return 1
     facts = pick(info)
     if len(argv) == 2:  # noqa: PLR2004 - CACHE KEY
+        from pathlib import Path  # here: `hardware` imports this module in every host
+
         cache, key = argv
         with contextlib.suppress(OSError):
             write_cache(Path(cache), key, facts)
