@@ -66,14 +66,15 @@ _HTTP_STATUS: Final = re.compile(r"\bHTTP (\d{3})\b")
 _UNREACHABLE_WORDS: Final = ("not trying again", "ConnectionError", "Timeout")
 #: How often `await_delivery` looks at the outbox: first after `_POLL` seconds, then
 #: half as long again each time up to `_MAX_POLL` (a look costs about 1 ms of CPU: a
-#: flush waiting seconds for an uploader must not cost the host 5 % of a core), and
-#: after how many looks without an uploader (one lets go of its lock briefly before it
-#: ends) it stops waiting.
+#: flush waiting seconds for an uploader must not cost the host 5 % of a core).
 _POLL: Final = 0.02
 _MAX_POLL: Final = 0.25
-_IDLE_POLLS: Final = 5
-#: Every how many looks `await_delivery` reads the record for failed attempts.
-_FAILED_EVERY: Final = 10
+#: How long (seconds) `await_delivery` goes on with no uploader at work (one lets go
+#: of its lock briefly before it ends; meanwhile it looks every `_POLL` again), and
+#: how often it reads the record for attempts that failed (a back-off usually says
+#: so first: this is for a home whose back-off file cannot be written).
+_IDLE_FOR: Final = 0.1
+_FAILED_EVERY: Final = 1.0
 #: Outbox entries a host remembers, to take back after an opt-out.
 MAX_RETRACTABLE: Final = 1000
 #: Processes (pids) in which no uploader could be started: they deliver in-process.
@@ -531,7 +532,8 @@ def await_delivery(
     if home is None:
         return False
     deadline = time.monotonic() + max(0.0, timeout)
-    idle = polls = 0
+    idle_since: float | None = None
+    failed_looked = time.monotonic()
     pause = _POLL
     seen: set[str] | None = None
     try:
@@ -552,23 +554,24 @@ def await_delivery(
             ]
             if not left:
                 break
-            polls += 1
-            idle = 0 if working else idle + 1
+            now = time.monotonic()
+            idle_since = None if working else (now if idle_since is None else idle_since)
             # None being sent now (a claim is), and each failed once: they wait.
-            failed = (
-                polls % _FAILED_EVERY == 0
-                and all(name in present for name, _ in left)
-                and _all_failed(home, left)
-            )
+            failed = False
+            if now - failed_looked >= _FAILED_EVERY:
+                failed_looked = now
+                failed = all(name in present for name, _ in left) and _all_failed(home, left)
             # Nobody is working on them, or they wait for a later attempt: not now.
             if (
-                idle >= _IDLE_POLLS
+                (idle_since is not None and now - idle_since >= _IDLE_FOR)
                 or out_of_reach
                 or failed
                 or offline()
-                or time.monotonic() >= deadline
+                or now >= deadline
             ):
                 return False
+            if idle_since is not None:
+                pause = _POLL  # nothing at work: look again soon, and stop soon
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 1.5, _MAX_POLL)
         outcomes = {entry.body: entry.outcome or "" for entry in _outbox.records(home)}

@@ -318,8 +318,12 @@ class Runtime:
         runs Python now (`_gil_is_free`); if none does, it builds at once. Otherwise it
         waits — sleeping, not contending — until the host pauses, `flush` or exit asks
         for the events, or `QUIET_WAIT` has passed. Later builds are small: no wait.
+
+        The price: a process killed meanwhile (no exit hooks run) loses its first
+        events, so `multiprocessing` children never wait — a pool's ``terminate``
+        (which ``with Pool()`` calls) sends its busy workers SIGTERM.
         """
-        if self._pipeline is not None:
+        if self._pipeline is not None or _in_multiprocessing_child():
             return
         busy = max(2e-4, sys.getswitchinterval() / 4)  # GIL held elsewhere: ~ the interval
         if _gil_is_free(busy) and _gil_is_free(busy):  # twice: once can be luck
@@ -367,6 +371,13 @@ def _gil_is_free(busy: float) -> bool:
     started = time.perf_counter()
     time.sleep(0)
     return time.perf_counter() - started < busy
+
+
+def _in_multiprocessing_child() -> bool:
+    """Whether this process is a `multiprocessing` worker (any start method)."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    parent_process = getattr(multiprocessing, "parent_process", None)
+    return parent_process is not None and parent_process() is not None
 
 
 def _cpu_of_other_threads() -> float:

@@ -76,6 +76,7 @@ def test_one_sender_thread_while_busy_and_none_when_idle(gated: Any) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    assert transport.waiting.wait(10)  # the sender runs (and counted itself) by now
     assert runtime.senders == 1  # held at the gate, with 399 events queued behind
     transport.gate.set()
     assert flush(10)
@@ -234,18 +235,12 @@ def test_a_module_imported_when_needed_is_imported_under_the_fork_guard(
         _runtime.import_guarded("json")
 
 
-def _busy_until(stop: threading.Event) -> threading.Thread:
-    """A host thread that runs Python without pause (and never lets go of the GIL by
-    itself) until ``stop`` is set."""
-
-    def spin() -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-
-    thread = threading.Thread(target=spin)
-    thread.start()
-    return thread
+def _host_busy_until(stop: threading.Event, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other threads' CPU clock runs as fast as the wall clock until ``stop`` is
+    set, then stands still: a host busy, then paused, whatever else the machine runs."""
+    monkeypatch.setattr(
+        _runtime, "_cpu_of_other_threads", lambda: 0.0 if stop.is_set() else time.monotonic()
+    )
 
 
 def _waiting_runtime() -> tuple[_runtime.Runtime, threading.Condition]:
@@ -255,52 +250,79 @@ def _waiting_runtime() -> tuple[_runtime.Runtime, threading.Condition]:
     return runtime, cond
 
 
-def test_the_first_build_waits_while_the_host_is_busy_and_goes_when_it_pauses() -> None:
-    """While another thread keeps a CPU busy the sender sleeps (the first build would
-    cost that thread three times its CPU time); it goes on once the host pauses."""
+def test_the_first_build_waits_while_the_host_is_busy_and_goes_when_it_pauses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the other threads keep a CPU busy the sender sleeps (the first build would
+    cost them three times its CPU time); it goes on once the host pauses."""
     runtime, cond = _waiting_runtime()
     stop = threading.Event()
-    busy = _busy_until(stop)
+    _host_busy_until(stop, monkeypatch)
     pause = threading.Timer(0.4, stop.set)  # the host pauses after 0.4 s
+    started = time.monotonic()
+    pause.start()
     try:
-        started = time.monotonic()
-        pause.start()
         runtime._wait_while_busy(cond, started + 30)
         waited = time.monotonic() - started
     finally:
-        stop.set()
-        busy.join()
         pause.join()
     assert 0.4 <= waited < 10, waited
 
 
-def test_a_flush_ends_the_wait_for_a_quiet_moment_at_once() -> None:
+def test_a_flush_ends_the_wait_for_a_quiet_moment_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     runtime, cond = _waiting_runtime()
-    stop = threading.Event()
-    busy = _busy_until(stop)
-    try:
-        started = time.monotonic()
-        waiter = threading.Thread(target=runtime._wait_while_busy, args=(cond, started + 30))
-        waiter.start()
-        assert runtime.flush(5)  # nothing queued: at once, and it wakes the sender
-        waiter.join(10)
-        assert not waiter.is_alive()
-        assert time.monotonic() - started < 10
-    finally:
-        stop.set()
-        busy.join()
+    _host_busy_until(threading.Event(), monkeypatch)  # busy for good
+    started = time.monotonic()
+    waiter = threading.Thread(target=runtime._wait_while_busy, args=(cond, started + 30))
+    waiter.start()
+    assert runtime.flush(5)  # nothing queued: at once, and it wakes the sender
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert time.monotonic() - started < 10
 
 
-def test_the_wait_for_a_quiet_moment_is_bounded() -> None:
+def test_the_wait_for_a_quiet_moment_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     runtime, cond = _waiting_runtime()
-    stop = threading.Event()
-    busy = _busy_until(stop)  # never pauses
-    try:
-        started = time.monotonic()
-        runtime._wait_while_busy(cond, started + 0.3)
-        waited = time.monotonic() - started
-    finally:
-        stop.set()
-        busy.join()
+    _host_busy_until(threading.Event(), monkeypatch)  # never pauses
+    started = time.monotonic()
+    runtime._wait_while_busy(cond, started + 0.3)
+    waited = time.monotonic() - started
     assert 0.3 <= waited < 10, waited
     assert _runtime.QUIET_WAIT <= 1.0  # the bound a host's events may wait, documented
+
+
+def test_a_multiprocessing_worker_never_waits_for_a_quiet_moment() -> None:
+    """A pool ends busy workers with SIGTERM (no exit hooks): their first events must
+    be built at once, busy or not."""
+    run = run_python(
+        """
+        import multiprocessing, threading, time
+        from flwr_datasets_telemetry import _runtime
+
+        def spin(stop):
+            while not stop.is_set():
+                pass
+
+        def in_worker(_):
+            runtime = _runtime.Runtime(_runtime.CONFIG, "c")
+            cond = threading.Condition(runtime._lock)
+            stop = threading.Event()
+            threading.Thread(target=spin, args=(stop,)).start()  # a busy host
+            started = time.monotonic()
+            runtime._quiet_moment(cond)  # returns at once in a worker
+            waited = time.monotonic() - started
+            stop.set()
+            return waited, _runtime._in_multiprocessing_child()
+
+        if __name__ == "__main__":
+            assert not _runtime._in_multiprocessing_child()
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                waited, child = pool.map(in_worker, [0])[0]
+            print(child, waited < 0.5)
+        """,
+        as_file=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "True"]
