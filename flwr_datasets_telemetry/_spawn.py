@@ -101,8 +101,15 @@ def interpreter() -> str | None:
     return executable
 
 
+#: The folder this package was imported from: a child must import it from there too.
+_OWN_FOLDER: Final = os.path.normcase(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def search_path() -> list[str]:
-    """The host's ``sys.path``, less anything relative to where it was started."""
+    """The host's ``sys.path``, less anything relative to where it was started — but
+    with the folder this package itself came from, wherever that is: a host run from
+    a source checkout (``PYTHONPATH=.``) would otherwise start children that cannot
+    import it. Whoever controls that folder controls this package's code already."""
     from ._config import STARTED_IN  # ``python -m`` puts it first; a chdir since changes nothing
 
     unsafe = {os.path.normcase(SAFE_FOLDER), os.path.normcase(STARTED_IN)}
@@ -114,11 +121,15 @@ def search_path() -> list[str]:
         unsafe.add(os.path.normcase(os.path.dirname(os.path.abspath(script))))
     entries: list[str] = []
     for entry in list(sys.path):
-        if not isinstance(entry, str) or not os.path.isabs(entry):
+        if not isinstance(entry, str) or not os.path.isabs(entry) or entry in entries:
             continue  # '' and relative entries mean the working folder
-        if os.path.normcase(os.path.normpath(entry)) in unsafe or entry in entries:
+        folder = os.path.normcase(os.path.normpath(entry))
+        if folder in unsafe and folder != _OWN_FOLDER:
             continue
         entries.append(entry)
+    kept = {os.path.normcase(os.path.normpath(entry)) for entry in entries}
+    if _OWN_FOLDER in unsafe and _OWN_FOLDER not in kept:  # imported through '' (``-c``)
+        entries.insert(0, _OWN_FOLDER)  # first, as '' is in the host: the same copy
     return entries
 
 

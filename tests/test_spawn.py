@@ -437,3 +437,30 @@ def test_the_folder_a_module_host_started_in_stays_out_after_a_chdir(tmp_path: P
     done = run_command([sys.executable, "-m", "hostmod"], env, 60, cwd=project)
     assert done.returncode == 0, done.stderr
     assert not marker.exists()
+
+
+def test_a_host_run_from_a_source_checkout_starts_children_that_import_that_copy(
+    tmp_path: Path,
+) -> None:
+    """``python -c`` in a checkout imports the package through ''; its children, kept
+    out of the working folder, must still import that very copy (not another installed
+    one, nor none at all)."""
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    package = checkout / "flwr_datasets_telemetry"
+    shutil.copytree(REPO / "flwr_datasets_telemetry", package)
+    (package / "_version.py").write_text('__version__ = "9.9.9+checkout"\n')
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = textwrap.dedent(
+        """
+        import os, sys
+        from flwr_datasets_telemetry import _spawn
+        print(_spawn.__file__.startswith(os.getcwd()))
+        output = _spawn.run_isolated("flwr_datasets_telemetry", ["--version"], 60)
+        print(output.decode().split()[-1] if output else None)
+        """
+    )
+    run = run_command([sys.executable, "-c", code], env, 90, cwd=checkout)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "9.9.9+checkout"]
