@@ -39,8 +39,10 @@ from ._config import read_config
 if TYPE_CHECKING:
     from ._plugins import Plugins
 
-#: How often (seconds) a waiting uploader looks for new events it can deliver now.
-LOOK_EVERY: Final = 10.0
+#: How often (seconds) a waiting uploader looks for new events it can deliver now: an
+#: event for another endpoint (hosts with different endpoints may share a home) waits
+#: no longer than this behind one that backs off. A look is a folder listing.
+LOOK_EVERY: Final = 1.0
 #: How long (seconds) an uploader stays after the outbox is empty, and how often it
 #: looks meanwhile: the hosts of a burst (a hundred workers started together) that
 #: write after the first event went out find it still there and start no other.

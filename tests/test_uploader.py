@@ -580,3 +580,23 @@ def test_deliver_through_http_tells_out_of_reach_apart() -> None:
     plugins.add_builtins()
     outcome = _delivery.deliver(plugins, event(1), {}, refused_url())
     assert (outcome.delivered, outcome.retry, outcome.unreachable) == (False, True, True)
+
+
+def test_an_uploader_waiting_for_one_endpoint_soon_sends_to_another(
+    endpoint: Endpoint, home: Path
+) -> None:
+    """Hosts with different endpoints may share a home: an event for a live endpoint
+    waits at most `LOOK_EVERY` (the real one here) behind one that backs off."""
+    code = PATIENT_UPLOADER.replace("_uploader.LOOK_EVERY = 0.1\n", "").replace(
+        "_delivery.FIRST_BACKOFF = 0.3", "_delivery.FIRST_BACKOFF = 120.0"
+    )
+    fill(home, refused_url(), range(1))
+    with patient(home, code) as uploader:
+        assert wait_until(lambda: len(_outbox.records(str(home))) >= 1)  # tried, failed
+        assert uploader.poll() is None  # waiting out the back-off, lock held
+        (body,) = fill(home, endpoint.url, range(1, 2))
+        assert endpoint.wait_for(1, timeout=5)  # 10 s before: it looked that seldom
+        assert endpoint.bodies == [body]
+    from flwr_datasets_telemetry import _uploader
+
+    assert _uploader.LOOK_EVERY <= 1.0
