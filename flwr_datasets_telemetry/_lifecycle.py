@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import importlib
 import os
 import sys
 
@@ -27,6 +28,8 @@ from . import _runtime
 
 #: The longest a host's ``os.fork`` waits for the sender to finish importing our modules.
 FORK_WAIT = 1.0
+#: `multiprocessing` and its dill-based twin `multiprocess` (``datasets`` uses it).
+MULTIPROCESSING_MODULES = ("multiprocessing", "multiprocess")
 
 
 class _Fork:
@@ -78,12 +81,13 @@ def register_exit_hooks() -> None:
         return
     _state.exit_hooks_pid = pid
     atexit.register(at_exit)
-    if "multiprocessing" in sys.modules:
-        # Children started by fork or forkserver leave through os._exit, skipping
-        # atexit; multiprocessing runs its own finalizers first.
-        from multiprocessing import util
-
-        util.Finalize(None, at_exit, exitpriority=100)
+    # Children started by fork or forkserver leave through os._exit, skipping atexit;
+    # multiprocessing runs its own finalizers first. So does `multiprocess`, the dill
+    # based twin with which `datasets` runs its worker pools.
+    for name in MULTIPROCESSING_MODULES:
+        if name in sys.modules:
+            util = importlib.import_module(f"{name}.util")
+            util.Finalize(None, at_exit, exitpriority=100)
 
 
 def _before_fork() -> None:

@@ -47,8 +47,9 @@ _MAX_WAIT: Final = 3600.0
 #: The first build waits at most this long (seconds) for a host that keeps the
 #: interpreter busy to pause (see `Runtime._quiet_moment`), looking every `QUIET_LOOK`.
 QUIET_WAIT: Final = 1.0
+FIRST_LOOK: Final = 0.01
 QUIET_LOOK: Final = 0.05
-#: Other threads on a CPU for this share of the time: the host is busy.
+#: The main thread on a CPU for this share of a look: the host is busy.
 BUSY_SHARE: Final = 0.25
 
 # `threading` is imported with the first event, not with this package: a bare
@@ -307,43 +308,43 @@ class Runtime:
             self._wake()
 
     def _quiet_moment(self, cond: threading.Condition) -> None:
-        """Before the process's first build, let a host that keeps the interpreter busy
-        run undisturbed for a while (at most `QUIET_WAIT`).
+        """Before the process's first build, let a main thread that keeps the
+        interpreter busy run undisturbed for a while (at most `QUIET_WAIT`).
 
         The first build (imports, plugins, collectors) is the sender's one big piece of
         work. Alone it takes about 12 ms of CPU in a host that has imported the
         standard library; against a thread that never lets go of the GIL it cost three
         times that, stretched over half a second, because each file the imports open
-        hands the GIL over and back. So the sender first asks whether another thread
-        runs Python now (`_gil_is_free`); if none does, it builds at once. Otherwise it
-        waits — sleeping, not contending — until the host pauses, `flush` or exit asks
-        for the events, or `QUIET_WAIT` has passed. Later builds are small: no wait.
+        hands the GIL over and back. So the sender first looks (`FIRST_LOOK`) whether
+        the main thread is computing, and if it is, waits — sleeping, not contending —
+        until it pauses, `flush` or exit asks for the events, or `QUIET_WAIT` has
+        passed. Later builds are small: no wait. Only the main thread counts: a busy
+        background thread may well outlive the main one, and exit would then build
+        against it with less time left.
 
         The price: a process killed meanwhile (no exit hooks run) loses its first
-        events, so `multiprocessing` children never wait — a pool's ``terminate``
+        events, so `multiprocessing` workers never wait — a pool's ``terminate``
         (which ``with Pool()`` calls) sends its busy workers SIGTERM.
         """
         if self._pipeline is not None or _in_multiprocessing_child():
             return
-        busy = max(2e-4, sys.getswitchinterval() / 4)  # GIL held elsewhere: ~ the interval
-        if _gil_is_free(busy) and _gil_is_free(busy):  # twice: once can be luck
-            return
         self._wait_while_busy(cond, time.monotonic() + QUIET_WAIT)
 
     def _wait_while_busy(self, cond: threading.Condition, deadline: float) -> None:
-        """Sleep in `QUIET_LOOK` steps while the other threads of the process spend at
-        least `BUSY_SHARE` of the time on a CPU (the CPU clocks, not the GIL, say so:
-        a look at the GIL can be fooled by a host thread the OS has not run yet), until
-        ``deadline``, or until a flush, exit or `close` wakes the sender."""
+        """Sleep in short looks while the main thread spends at least `BUSY_SHARE` of
+        the time on a CPU, until ``deadline``, or until a flush, exit or `close` wakes
+        the sender."""
+        look = FIRST_LOOK
         while time.monotonic() < deadline:
-            wall, others = time.monotonic(), _cpu_of_other_threads()
+            wall, spent = time.monotonic(), _cpu_of_main_thread()
             with cond:
                 if not (self._hurry or self._closing):
-                    cond.wait(QUIET_LOOK)
+                    cond.wait(look)
                 if self._hurry or self._closing:
                     return
-            if _cpu_of_other_threads() - others < BUSY_SHARE * (time.monotonic() - wall):
-                return  # the host paused (I/O, a wait): build now
+            if _cpu_of_main_thread() - spent < BUSY_SHARE * (time.monotonic() - wall):
+                return  # the host is idle, or paused (I/O, a wait): build now
+            look = QUIET_LOOK
 
     def _take(self) -> list[TrackedCall]:
         """Up to `BATCH` queued calls (with ``_lock`` held); none once closing."""
@@ -365,23 +366,27 @@ class Runtime:
                 cond.notify_all()
 
 
-def _gil_is_free(busy: float) -> bool:
-    """Whether no other thread wanted the GIL: `time.sleep(0)` hands it over, and is
-    back within ``busy`` seconds unless another thread ran Python meanwhile."""
-    started = time.perf_counter()
-    time.sleep(0)
-    return time.perf_counter() - started < busy
-
-
 def _in_multiprocessing_child() -> bool:
-    """Whether this process is a `multiprocessing` worker (any start method)."""
-    multiprocessing = sys.modules.get("multiprocessing")
-    parent_process = getattr(multiprocessing, "parent_process", None)
-    return parent_process is not None and parent_process() is not None
+    """Whether this process is a `multiprocessing` (or `multiprocess`) worker."""
+    for name in _lifecycle.MULTIPROCESSING_MODULES:
+        parent_process = getattr(sys.modules.get(name), "parent_process", None)
+        if parent_process is not None and parent_process() is not None:
+            return True
+    return False
 
 
-def _cpu_of_other_threads() -> float:
-    """CPU seconds the process's other threads have used (all threads' less ours)."""
+def _cpu_of_main_thread() -> float:
+    """CPU seconds of the main thread where the OS tells (Linux, the BSDs), else of all
+    threads but the calling one."""
+    import threading
+
+    clock = getattr(time, "pthread_getcpuclockid", None)
+    ident = threading.main_thread().ident
+    if clock is not None and ident is not None:
+        try:
+            return time.clock_gettime(clock(ident))
+        except OSError:
+            pass
     return time.process_time() - time.thread_time()
 
 

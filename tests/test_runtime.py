@@ -236,10 +236,10 @@ def test_a_module_imported_when_needed_is_imported_under_the_fork_guard(
 
 
 def _host_busy_until(stop: threading.Event, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The other threads' CPU clock runs as fast as the wall clock until ``stop`` is
+    """The main thread's CPU clock runs as fast as the wall clock until ``stop`` is
     set, then stands still: a host busy, then paused, whatever else the machine runs."""
     monkeypatch.setattr(
-        _runtime, "_cpu_of_other_threads", lambda: 0.0 if stop.is_set() else time.monotonic()
+        _runtime, "_cpu_of_main_thread", lambda: 0.0 if stop.is_set() else time.monotonic()
     )
 
 
@@ -293,28 +293,66 @@ def test_the_wait_for_a_quiet_moment_is_bounded(monkeypatch: pytest.MonkeyPatch)
     assert _runtime.QUIET_WAIT <= 1.0  # the bound a host's events may wait, documented
 
 
-def test_a_multiprocessing_worker_never_waits_for_a_quiet_moment() -> None:
-    """A pool ends busy workers with SIGTERM (no exit hooks): their first events must
-    be built at once, busy or not."""
+def test_the_sender_waits_while_the_main_thread_computes_and_only_then() -> None:
+    """The real clocks: a main thread in a busy loop holds the first build back; an
+    idle one, or a busy background thread, does not."""
     run = run_python(
         """
-        import multiprocessing, threading, time
+        import threading, time
         from flwr_datasets_telemetry import _runtime
 
-        def spin(stop):
-            while not stop.is_set():
-                pass
+        def waited(busy_main, busy_thread):
+            runtime = _runtime.Runtime(_runtime.CONFIG, "c")
+            cond = threading.Condition(runtime._lock)
+            stop, took = threading.Event(), []
+            def spin():
+                while not stop.is_set():
+                    pass
+            def sender():
+                started = time.monotonic()
+                runtime._wait_while_busy(cond, started + 0.6)
+                took.append(time.monotonic() - started)
+                stop.set()
+            if busy_thread:
+                threading.Thread(target=spin).start()
+            threading.Thread(target=sender).start()
+            if busy_main:
+                spin()
+            stop.wait(10)
+            time.sleep(0.05)
+            return took[0]
+
+        print(waited(True, False) >= 0.6, waited(False, False) < 0.3, waited(False, True) < 0.3)
+        """
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "True", "True"]
+
+
+@pytest.mark.parametrize("module", ["multiprocessing", "multiprocess"])
+def test_a_multiprocessing_worker_never_waits_for_a_quiet_moment(module: str) -> None:
+    """A pool ends busy workers with SIGTERM (no exit hooks): their first events must
+    be built at once, busy or not (`multiprocess`: the twin `datasets` uses)."""
+    pytest.importorskip(module)
+    run = run_python(
+        f"""
+        import threading, time
+        import {module} as multiprocessing
+        from flwr_datasets_telemetry import _runtime
 
         def in_worker(_):
             runtime = _runtime.Runtime(_runtime.CONFIG, "c")
             cond = threading.Condition(runtime._lock)
-            stop = threading.Event()
-            threading.Thread(target=spin, args=(stop,)).start()  # a busy host
-            started = time.monotonic()
-            runtime._quiet_moment(cond)  # returns at once in a worker
-            waited = time.monotonic() - started
-            stop.set()
-            return waited, _runtime._in_multiprocessing_child()
+            took = []
+            def sender():
+                started = time.monotonic()
+                runtime._quiet_moment(cond)
+                took.append(time.monotonic() - started)
+            thread = threading.Thread(target=sender)
+            thread.start()
+            while thread.is_alive():  # the worker's main thread computes meanwhile
+                pass
+            return took[0], _runtime._in_multiprocessing_child()
 
         if __name__ == "__main__":
             assert not _runtime._in_multiprocessing_child()
