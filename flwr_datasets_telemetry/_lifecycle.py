@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import _thread
 import atexit
-import importlib
 import os
 import sys
 
@@ -86,8 +85,8 @@ def register_exit_hooks() -> None:
     # based twin with which `datasets` runs its worker pools.
     for name in MULTIPROCESSING_MODULES:
         if name in sys.modules:
-            util = importlib.import_module(f"{name}.util")
-            util.Finalize(None, at_exit, exitpriority=100)
+            __import__(f"{name}.util")  # not `importlib`: this module loads with the package
+            sys.modules[f"{name}.util"].Finalize(None, at_exit, exitpriority=100)
 
 
 def _before_fork() -> None:
