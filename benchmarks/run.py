@@ -407,7 +407,9 @@ def import_row(quick: bool) -> Row:
     )
 
 
-def exit_rows(quick: bool, hole: BlackHole) -> list[Row]:
+def exit_rows(quick: bool, hole: BlackHole, home: Path) -> list[Row]:
+    """Exit delays; Flower Datasets' own telemetry (side by side) gets ``home`` as its
+    ``HOME``: it writes ``~/.flwr/source`` whatever ``FLWR_HOME`` says."""
     repeats = 3 if quick else 5
     bare = median_seconds(Child("pass"), {}, repeats)
     host = median_seconds(Child(HOST_START), {}, repeats)
@@ -435,7 +437,7 @@ def exit_rows(quick: bool, hole: BlackHole) -> list[Row]:
         try:
             run = run_child(
                 program("flwr_exit", hole.url, events),
-                {"FLWR_TELEMETRY_ENABLED": "1"},
+                {"FLWR_TELEMETRY_ENABLED": "1", "HOME": str(home)},
                 timeout=cap,
             )
             theirs = f"{run.seconds:.1f} s"
@@ -563,7 +565,7 @@ def main() -> int:
             rows += background_cpu_rows(args.quick, endpoint)
             rows += fleet_rows(args.quick, Path(folder) / "fleet-home")
             rows.append(import_row(args.quick))
-            rows += exit_rows(args.quick, hole)
+            rows += exit_rows(args.quick, hole, Path(folder))
             rows.append(posts_row(endpoint))
             rows.append(memory_row(args.quick, hole))
             rows += hardware_rows(Path(folder) / "hardware-home")
