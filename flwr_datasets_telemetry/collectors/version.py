@@ -16,8 +16,8 @@ script (``__main__``) needs none.
 from __future__ import annotations
 
 import functools
-import os
 import sys
+from pathlib import Path  # loaded with `_pipeline` already (collectors get a `Path` home)
 from typing import TYPE_CHECKING, Any
 
 from .. import _runtime
@@ -37,24 +37,21 @@ def _distributions_by_package() -> dict[str, list[str]]:
 
 
 @functools.cache
-def _install_folders() -> tuple[str, ...]:
+def _install_folders() -> tuple[Path, ...]:
     _runtime.import_guarded("sysconfig")
     import sysconfig
 
     paths = sysconfig.get_paths()
-    return tuple({os.path.realpath(paths[key]) for key in ("purelib", "platlib") if key in paths})
+    return tuple({Path(paths[key]).resolve() for key in ("purelib", "platlib") if key in paths})
 
 
 def _is_installed(top: str) -> bool:
     """Whether module ``top`` was imported from an installation folder (site-packages)."""
     file = getattr(sys.modules.get(top), "__file__", None)
-    if not isinstance(file, str) or not file:
+    if not file:
         return False
-    folder = os.path.dirname(os.path.realpath(file))
-    return any(
-        folder == root or folder.startswith(root.rstrip(os.sep) + os.sep)
-        for root in _install_folders()
-    )
+    folder = Path(file).resolve().parent
+    return any(folder == root or root in folder.parents for root in _install_folders())
 
 
 def _distribution(name: str) -> tuple[str, str] | None:
