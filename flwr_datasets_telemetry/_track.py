@@ -77,6 +77,18 @@ class _Tracker:
         self.details = details
         self.state = _runtime.STATE
 
+    def repeat_key(self) -> Hashable | None:
+        """The key of every successful call, where no argument of the function counts
+        (none is allow-listed and there are no ``details``); else ``None``.
+
+        With it, the wrapper recognises a repeat by one dictionary look-up instead of
+        calling `record`: a function called in a tight loop pays a third as much.
+        `record` builds the very same key (a test keeps them equal).
+        """
+        if self.indices or self.keywords or self.details is not None:
+            return None
+        return (self, SUCCESS)
+
     def record(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException | None
     ) -> None:
@@ -156,6 +168,25 @@ def track(event_type: str, *, details: DetailsFactory | None = None) -> TrackDec
                 return result
 
             return async_wrapper
+
+        repeat = tracker.repeat_key()
+        if repeat is not None:
+
+            @functools.wraps(func)
+            def constant_wrapper(*args: Any, **kwargs: Any) -> Any:
+                if state.current is None:  # disabled: one attribute look-up, nothing else
+                    return func(*args, **kwargs)
+                try:
+                    result = func(*args, **kwargs)
+                except BaseException as error:
+                    record(args, kwargs, error)
+                    raise
+                runtime = state.current  # a repeat costs this look-up, nothing more
+                if runtime is None or repeat not in runtime.seen_calls:
+                    record(args, kwargs, None)
+                return result
+
+            return constant_wrapper
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -218,3 +218,58 @@ def test_the_inlined_repeat_key_equals_token(captured: CapturedEvents) -> None:
     keys = [k for k in runtime.seen_calls if isinstance(k, tuple) and k[0].event_type == "keys"]
     expected = [(_token(v), "split", _token(v)) for v in samples]
     assert [k[2:] for k in keys] == expected
+
+
+def test_a_function_whose_arguments_do_not_count_recognises_repeats_by_its_key(
+    captured: CapturedEvents,
+) -> None:
+    """The shortcut wrapper (no allow-listed argument, no ``details``) looks up the key
+    `record` builds, so repeats are dropped, failures still count, and a forgotten key
+    (the memory is cleared when full) is handed over again."""
+    from flwr_datasets_telemetry import _runtime
+    from flwr_datasets_telemetry._track import _Tracker
+
+    @track("loop")
+    def step(n: int, *, scale: int = 1) -> int:
+        if n < 0:
+            raise Boom("negative")
+        return n * scale
+
+    assert [step(n, scale=2) for n in range(100)] == [2 * n for n in range(100)]
+    with pytest.raises(Boom):
+        step(-1)
+    with pytest.raises(Boom):
+        step(-2)
+    assert step(5) == 5
+    runtime = _runtime.STATE.current
+    assert runtime is not None
+    keys = [k for k in runtime.seen_calls if isinstance(k, tuple) and k[0].event_type == "loop"]
+    assert keys == [(keys[0][0], "success"), (keys[0][0], "Boom")]
+    assert keys[0] == keys[0][0].repeat_key()  # the shortcut's key is record's key
+    assert [d["outcome"] for d in captured.details("loop")] == ["success", "Boom"]
+    runtime.seen_calls.clear()
+    step(6)  # handed over again (the pipeline then drops the identical payload)
+    assert keys[0] in runtime.seen_calls
+
+    def counted(dataset: str) -> None:
+        pass
+
+    assert _Tracker("x", counted, None).repeat_key() is None  # an argument that counts
+    assert _Tracker("x", step, lambda *_: {}).repeat_key() is None  # details may differ
+
+
+def test_the_shortcut_wrapper_sees_an_opt_out_made_during_the_call(
+    captured: CapturedEvents,
+) -> None:
+    from flwr_datasets_telemetry import _runtime
+
+    @track("opted_out_during")
+    def step() -> None:
+        _runtime.STATE.current = None  # what `disable()` does, from inside the call
+
+    capturing = _runtime.STATE.current
+    try:
+        step()
+    finally:
+        _runtime.STATE.current = capturing
+    assert captured.payloads() == []
