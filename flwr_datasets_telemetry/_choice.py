@@ -162,13 +162,12 @@ def write_setting(home: str, choice: str) -> str:
 def late_opt_out(home: str | None, environ: Mapping[str, str] | None = None) -> str | None:
     """What says "off" now, if anything: checked on the background side before each
     event is built and again before it is sent; costs the caller nothing."""
+    from ._config import variables_say_off  # imported with the package: no cost
+
     env = os.environ if environ is None else environ
-    raw = env.get("FLWR_TELEMETRY_ENABLED", "").strip()
-    if raw and word(raw) in (DISABLED, None):
-        return f"FLWR_TELEMETRY_ENABLED={raw}"
-    raw = env.get("DO_NOT_TRACK", "").strip()
-    if raw and word(raw) != DISABLED:  # anything but a clear "no" means do not track
-        return f"DO_NOT_TRACK={raw}"
+    variable = variables_say_off(env)
+    if variable is not None:
+        return variable
     for label, path, follow in (
         ("the user setting", user_file(home), False),
         ("the machine setting", machine_file(env), True),

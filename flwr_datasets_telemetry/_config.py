@@ -260,23 +260,34 @@ def _home(environ: Mapping[str, str], problems: list[str]) -> str | None:
     return None
 
 
+def variables_say_off(env: Mapping[str, str], problems: list[str] | None = None) -> str | None:
+    """Which of ``FLWR_TELEMETRY_ENABLED`` and ``DO_NOT_TRACK`` says off (``"NAME=value"``),
+    if one does; ``problems`` collects the values that could not be read.
+
+    The one reading of the two, at start (`_on_off`) and before each event is built and
+    sent (`_choice.late_opt_out`): a value means the same whenever it is set.
+    """
+    notes: list[str] = [] if problems is None else problems
+    raw_enabled = ENABLED.raw(env)
+    local_only = _choice.word(raw_enabled) == _choice.LOCAL
+    enabled_says_off = not local_only and ENABLED.read(env, notes) is False
+    do_not_track = DO_NOT_TRACK.read(env, notes)  # read either way: its problem is noted
+    if enabled_says_off:
+        return f"{ENABLED.name}={raw_enabled}"
+    if do_not_track:
+        return f"{DO_NOT_TRACK.name}={DO_NOT_TRACK.raw(env)}"
+    return None
+
+
 def _on_off(
     env: Mapping[str, str], home: str | None, problems: list[str]
 ) -> tuple[str | None, bool, tuple[tuple[str, str], ...]]:
     """``(what disabled telemetry, local-only?, every source consulted)``."""
-    disabled_by: str | None = None
     sources: list[tuple[str, str]] = []
-
-    raw_enabled = ENABLED.raw(env)
-    sources.append((ENABLED.name, raw_enabled or "unset"))
-    local_only = _choice.word(raw_enabled) == _choice.LOCAL
-    if not local_only and ENABLED.read(env, problems) is False:
-        disabled_by = f"{ENABLED.name}={raw_enabled}"
-
-    raw_dnt = DO_NOT_TRACK.raw(env)
-    sources.append((DO_NOT_TRACK.name, raw_dnt or "unset"))
-    if DO_NOT_TRACK.read(env, problems) and disabled_by is None:
-        disabled_by = f"{DO_NOT_TRACK.name}={raw_dnt}"
+    sources.append((ENABLED.name, ENABLED.raw(env) or "unset"))
+    sources.append((DO_NOT_TRACK.name, DO_NOT_TRACK.raw(env) or "unset"))
+    local_only = _choice.word(ENABLED.raw(env)) == _choice.LOCAL
+    disabled_by = variables_say_off(env, problems)
 
     for label, path, follow in (
         ("user setting", _choice.user_file(home), False),

@@ -331,3 +331,25 @@ t.flush(5)
     assert "event load_partition: {" in run.stderr  # still shown, as logging promises
     assert not home.exists()  # no id, no cache, no probe, no outbox
     assert endpoint.connections == 0
+
+
+_VALUES = ("", "0", " OFF ", "no", "1", "true", "Yes", "enabled", "disabled", "local", "2", "nah")
+
+
+@pytest.mark.parametrize("variable", ["FLWR_TELEMETRY_ENABLED", "DO_NOT_TRACK"])
+@pytest.mark.parametrize("value", _VALUES)
+def test_a_variable_set_late_means_what_it_means_at_start(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    """A value that turns telemetry off at start turns it off when set later, and one
+    that leaves it on at start (``DO_NOT_TRACK=0``, ``local``) stops nothing later.
+    ``DO_NOT_TRACK=disabled`` and ``FLWR_TELEMETRY_ENABLED=enabled`` once differed."""
+    env = {variable: value, _choice.MACHINE_FILE_VARIABLE: str(tmp_path / "absent.conf")}
+    at_start = read_config(env).disabled_by
+    later = _choice.late_opt_out(None, env)
+    assert at_start == later
+    expected_off = {
+        "FLWR_TELEMETRY_ENABLED": {" OFF ", "0", "no", "enabled", "disabled", "2", "nah"},
+        "DO_NOT_TRACK": {"1", "true", "Yes", "enabled", "disabled", "local", "2", "nah"},
+    }[variable]
+    assert (later is not None) == (value in expected_off), later
