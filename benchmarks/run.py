@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 from dataclasses import dataclass
@@ -276,6 +277,36 @@ def background_cpu_rows(quick: bool, endpoint: Endpoint) -> list[Row]:
 def cpu_time(child: Child, env: dict[str, str]) -> float:
     run = run_child(child, env, timeout=600)
     return float(run.stdout)
+
+
+def flush_row(quick: bool, endpoint: Endpoint, folder: Path) -> Row:
+    """`flush` after one event, each time with an uploader to start: the host's CPU.
+
+    Each run gets a home of its own, a copy of one that a warm-up run filled (the
+    hardware cache, the source id), so that no uploader of an earlier run lingers to
+    take the event. The CPU is the whole host's during the call: the event's build
+    (row "CPU per process") and the wait for delivery, which looks at the outbox with
+    growing pauses. There is no baseline to divide by: disabled, `flush` returns at once.
+    """
+    repeats = 3 if quick else 9
+    template = folder / "flush-template"
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url}
+    runs = [json.loads(run_child(program("flush"), {**env, "FLWR_HOME": str(template)}).stdout)]
+    for index in range(repeats):
+        home = folder / f"flush-{index}"
+        shutil.copytree(template, home)
+        runs.append(json.loads(run_child(program("flush"), {**env, "FLWR_HOME": str(home)}).stdout))
+    measured = runs[1:]
+    cpu, wall = median(measured, "cpu"), median(measured, "wall")
+    delivered = sum(bool(r["delivered"]) for r in measured)
+    return Row(
+        "flush() after 1 event, an uploader to start: host CPU",
+        f"{cpu * 1000:.0f} ms",
+        f"{wall:.2f} s waited",
+        f"{cpu / wall:.1%} of a CPU, {delivered}/{len(measured)} delivered",
+        "report",
+        None if delivered == len(measured) else False,
+    )
 
 
 # -- a fleet of processes, uploaders included ------------------------------------------
@@ -563,6 +594,7 @@ def main() -> int:
             rows += caller_rows(args.quick, endpoint, Path(folder))
             rows += workload_rows(args.quick, endpoint)
             rows += background_cpu_rows(args.quick, endpoint)
+            rows.append(flush_row(args.quick, endpoint, Path(folder)))
             rows += fleet_rows(args.quick, Path(folder) / "fleet-home")
             rows.append(import_row(args.quick))
             rows += exit_rows(args.quick, hole, Path(folder))
