@@ -159,20 +159,28 @@ def write_setting(home: str, choice: str) -> str:
     return path
 
 
-def late_opt_out(home: str | None, environ: Mapping[str, str] | None = None) -> str | None:
-    """What says "off" now, if anything: checked on the background side before each
-    event is built and again before it is sent; costs the caller nothing."""
-    from ._config import variables_say_off  # imported with the package: no cost
+def late_choice(
+    home: str | None, environ: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None]:
+    """``(what says "off" now, what says "local only" now)``, each as its source, or
+    ``None``: the person's choice as it stands, checked on the background side before
+    each event is built and again before it is handed over; costs the caller nothing.
+    Read as at start: the variables, then the user's and the machine's settings."""
+    from ._config import ENABLED, variables_say_off  # imported with the package: no cost
 
     env = os.environ if environ is None else environ
-    variable = variables_say_off(env)
-    if variable is not None:
-        return variable
+    off = variables_say_off(env)
+    if off is not None:
+        return off, None  # off wins: local-only no longer matters
+    raw = ENABLED.raw(env)
+    local = f"{ENABLED.name}={raw}" if word(raw) == LOCAL else None
     for label, path, follow in (
         ("the user setting", user_file(home), False),
         ("the machine setting", machine_file(env), True),
     ):
         choice, _ = read_setting(path, follow=follow)
         if choice == DISABLED:
-            return f"{label} ({path})"
-    return None
+            return f"{label} ({path})", None
+        if choice == LOCAL and local is None:
+            local = f"{label} ({path})"
+    return None, local

@@ -265,7 +265,7 @@ def variables_say_off(env: Mapping[str, str], problems: list[str] | None = None)
     if one does; ``problems`` collects the values that could not be read.
 
     The one reading of the two, at start (`_on_off`) and before each event is built and
-    sent (`_choice.late_opt_out`): a value means the same whenever it is set.
+    sent (`_choice.late_choice`): a value means the same whenever it is set.
     """
     notes: list[str] = [] if problems is None else problems
     raw_enabled = ENABLED.raw(env)

@@ -146,13 +146,18 @@ class Pipeline:
 
     def still_enabled(self) -> bool:
         """Whether no opt-out appeared since the decision (`disable()`, a variable,
-        a settings file); after one, this process stays off."""
+        a settings file); after one, this process stays off. A local-only choice made
+        since (variable or setting) makes this process local-only for good."""
         if not self.decision.enabled:
             return False
         if self.config.in_process:
             return True
-        reason = _runtime.STATE.disabled_by or _choice.late_opt_out(self.config.home)
+        reason, local = _runtime.STATE.disabled_by, None
         if reason is None:
+            reason, local = _choice.late_choice(self.config.home)
+        if reason is None:
+            if local is not None and not self.config.local_only:
+                self._go_local(local)
             return True
         self.decision = Decision(False, f"by {reason}", self.decision.sources)
         self.writable = False  # no id, notice, cache or probe from now on
@@ -161,6 +166,13 @@ class Pipeline:
         if not self.config.logging:
             _runtime.deactivate()
         return False
+
+    def _go_local(self, reason: str) -> None:
+        """Record this process's later events instead of handing them over, and take
+        back those it put in the outbox: any uploader of the home would send them."""
+        self.config.local_only = True  # the runtime's config: the process's for good
+        _log.log(f"telemetry set to local-only by {reason}: events are recorded, never uploaded")
+        self.retract()
 
     def handle(
         self, calls: Sequence[TrackedCall], in_outbox: Callable[[], None] | None = None

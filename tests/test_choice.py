@@ -267,8 +267,8 @@ def test_status_lists_every_source_and_which_decided(home: Path) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
-def test_late_opt_out_costs_nothing_when_nothing_is_set(home: Path) -> None:
-    assert _choice.late_opt_out(str(home)) is None
+def test_the_late_choice_costs_nothing_when_nothing_is_set(home: Path) -> None:
+    assert _choice.late_choice(str(home)) == (None, None)
     assert not home.exists()
 
 
@@ -346,7 +346,7 @@ def test_a_variable_set_late_means_what_it_means_at_start(
     ``DO_NOT_TRACK=disabled`` and ``FLWR_TELEMETRY_ENABLED=enabled`` once differed."""
     env = {variable: value, _choice.MACHINE_FILE_VARIABLE: str(tmp_path / "absent.conf")}
     at_start = read_config(env).disabled_by
-    later = _choice.late_opt_out(None, env)
+    later = _choice.late_choice(None, env)[0]
     assert at_start == later
     expected_off = {
         "FLWR_TELEMETRY_ENABLED": {" OFF ", "0", "no", "enabled", "disabled", "2", "nah"},

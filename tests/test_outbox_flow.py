@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from .helpers import recorded_outcomes, run_python
 from .servers import BlackHole, Endpoint
 from .test_cli import cli
@@ -154,3 +156,37 @@ def test_flush_says_false_when_an_event_is_dropped(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "event one: dropped: offline" in run.stderr
     assert run.stdout == "False\n"
+
+
+_CHOOSE_LOCAL = {
+    "variable": "os.environ['FLWR_TELEMETRY_ENABLED'] = 'local'\n",
+    "setting": "from flwr_datasets_telemetry import _choice\n"
+    "_choice.write_setting(os.environ['FLWR_HOME'], 'local')\n",
+}
+
+
+@pytest.mark.parametrize("how", sorted(_CHOOSE_LOCAL))
+def test_local_only_chosen_after_start_uploads_nothing_more(
+    endpoint: Endpoint, home: Path, how: str
+) -> None:
+    """``FLWR_TELEMETRY_ENABLED=local`` set in a running process, or the setting written
+    meanwhile: later events are recorded and never reach the outbox (from which any
+    uploader of the home would send them); the one before was sent as usual."""
+    code = (
+        ONE
+        + "assert t.flush(10)\nimport os\n"
+        + _CHOOSE_LOCAL[how]
+        + "t.event('two')\nt.flush(5)\n"
+    )
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_LOGGING": "1", **FAST}
+    run = run_python(code, env)
+    assert run.returncode == 0, run.stderr
+    assert "telemetry set to local-only by " in run.stderr
+    assert not list((home / "telemetry" / "outbox").glob("*.ev"))  # nothing left to send
+    log = json.loads(cli("log", "--json").stdout)
+    outcomes = {json.loads(r["body"])["event_type"]: r["outcome"] for r in log["recorded"]}
+    assert outcomes == {
+        "one": "delivered by 'http'",
+        "two": "recorded locally (local-only mode), never uploaded",
+    }
+    assert [json.loads(body)["event_type"] for body in endpoint.bodies] == ["one"]
