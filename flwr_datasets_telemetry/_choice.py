@@ -35,10 +35,13 @@ _ON_WORDS: Final = frozenset({"1", "true", "yes", "on", ENABLED})
 
 
 def machine_file(environ: Mapping[str, str]) -> str:
-    """Where the administrator's file is looked for."""
+    """Where the administrator's file is looked for. A relative override is taken from
+    the folder the process started in: the same file before and after a ``chdir``."""
     override = environ.get(MACHINE_FILE_VARIABLE, "").strip()
     if override:
-        return override
+        from ._config import STARTED_IN  # imported with the package: no cost
+
+        return os.path.join(STARTED_IN, override)
     if sys.platform == "win32":
         base = environ.get("PROGRAMDATA", "C:\\ProgramData")
         return os.path.join(base, "flwr", USER_FILE_NAME)

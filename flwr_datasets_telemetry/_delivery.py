@@ -407,8 +407,9 @@ def hand_over_many(  # noqa: PLR0913 - what the pipeline keeps track of, by keyw
     Outcomes that start with ``"dropped"`` are events lost.
     """
     names: list[str | None] = []
+    listed: list[str] = [] if appended is None else appended
     try:
-        outcomes = _hand_over(config, bodies, endpoint, names, in_outbox)
+        outcomes = _hand_over(config, bodies, endpoint, names, in_outbox=in_outbox, listed=listed)
     except Exception:
         outcomes = [DROPPED_OFFLINE if offline() else None] * len(bodies)
     kept = [
@@ -416,21 +417,27 @@ def hand_over_many(  # noqa: PLR0913 - what the pipeline keeps track of, by keyw
         for name, body, outcome in zip(names, bodies, outcomes, strict=False)
         if name is not None and outcome is not None
     ]
-    if appended is not None:
-        appended.extend(name for name, _, _ in kept)
+    for name, outcome in zip(names, outcomes, strict=False):
+        if name is not None and outcome is None:  # taken back: delivered in-process
+            with contextlib.suppress(ValueError):
+                listed.remove(name)
     if sent is not None:  # in the outbox: `flush` looks for them
         sent.extend((name, body) for name, body, outcome in kept if outcome.startswith(QUEUED))
     return outcomes
 
 
-def _hand_over(
+def _hand_over(  # noqa: PLR0913 - `hand_over_many`'s, plus where names go
     config: Config,
     bodies: list[bytes],
     endpoint: str,
     names: list[str | None],
+    *,
     in_outbox: Callable[[], None] | None = None,
+    listed: list[str] | None = None,
 ) -> list[str | None]:
-    """The outcome of each event (the names of those written go to ``names``)."""
+    """The outcome of each event (the names of those written go to ``names``, in order,
+    ``None`` for one not written, and to ``listed`` the moment they are written: an
+    opt-out on another thread, once ``in_outbox`` has let exit go on, must find them)."""
     home = config.home
     if config.local_only:
         now = time.time()
@@ -450,6 +457,8 @@ def _hand_over(
     except OSError:
         return nowhere
     written = [name for name in names if name is not None]
+    if listed is not None:
+        listed.extend(written)
     done = in_outbox if in_outbox is not None else _nothing
     taken_back: set[str] = set()
     if is_offline or not written:
@@ -497,17 +506,24 @@ def _start_delivery(
         return QUEUED, {name for name in names if _outbox.unlink(outbox, name)}
 
 
-def retract(home: str | None, names: list[str]) -> int:
-    """Take this process's own events back out of the outbox (an opt-out after they
-    were handed over); those an uploader already claimed are beyond reach. Never raises."""
-    taken = 0
+def retract(home: str | None, names: list[str], record_as: str | None = None) -> list[str]:
+    """Take this process's own events back out of the outbox (an opt-out, or local-only
+    mode, chosen after they were handed over); the names taken back. Those an uploader
+    already claimed are beyond reach. With ``record_as``, each event taken back is kept
+    in the record with that outcome (local-only mode still records). Never raises."""
+    taken: list[str] = []
     if home is None or not names:
         return taken
     batch = list(names)  # the sender may append meanwhile: only these are dealt with
     try:
         with _outbox.opened(home) as (_, outbox):
             for name in batch:
-                taken += _outbox.unlink(outbox, name)
+                data = _outbox.read_regular(outbox, name, _outbox.MAX_ENTRY) if record_as else None
+                if _outbox.unlink(outbox, name):
+                    taken.append(name)
+                    entry = _outbox.decode(name, data)
+                    if record_as is not None and entry is not None:
+                        _outbox.record(home, entry, record_as)
     except Exception:
         pass
     for name in batch:

@@ -6,6 +6,7 @@ the command line) and serves the rest of the process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib  # noqa: F401 - for `Config.home_path`: imported here, under the fork guard
 import time
@@ -172,7 +173,7 @@ class Pipeline:
         back those it put in the outbox: any uploader of the home would send them."""
         self.config.local_only = True  # the runtime's config: the process's for good
         _log.log(f"telemetry set to local-only by {reason}: events are recorded, never uploaded")
-        self.retract()
+        self.retract(record_as=_delivery.RECORDED_LOCALLY)
 
     def handle(
         self, calls: Sequence[TrackedCall], in_outbox: Callable[[], None] | None = None
@@ -223,6 +224,7 @@ class Pipeline:
         endpoint = self.config.endpoint
         lost = 0
         if not self._in_process:
+            was_local = self.config.local_only
             outcomes = _delivery.hand_over_many(
                 self.config,
                 [event.body for event in events],
@@ -234,6 +236,8 @@ class Pipeline:
             if _runtime.STATE.disabled_by:  # `disable()` came while handing over
                 self.retract()
                 return 0
+            if self.config.local_only and not was_local:  # so did local-only mode
+                self.retract(record_as=_delivery.RECORDED_LOCALLY)
             del self._handed_over[: -_delivery.MAX_RETRACTABLE]
             del self._with_uploader[: -_delivery.MAX_RETRACTABLE]
             here = []
@@ -260,8 +264,12 @@ class Pipeline:
             self.config.home, self._with_uploader, timeout, self.config.endpoint
         )
 
-    def retract(self) -> None:
-        """After an opt-out, take back what this process put in the outbox."""
-        taken = _delivery.retract(self.config.home, self._handed_over)
+    def retract(self, record_as: str | None = None) -> None:
+        """After an opt-out (or local-only mode, which records them as ``record_as``),
+        take back what this process put in the outbox; `flush` no longer waits for it."""
+        taken = set(_delivery.retract(self.config.home, self._handed_over, record_as))
         if taken:
-            _log.log(f"{taken} event(s) taken back out of the outbox, never sent")
+            for entry in [e for e in self._with_uploader if e[0] in taken]:
+                with contextlib.suppress(ValueError):  # one by one: the sender may append
+                    self._with_uploader.remove(entry)
+            _log.log(f"{len(taken)} event(s) taken back out of the outbox, never sent")

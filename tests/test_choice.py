@@ -353,3 +353,18 @@ def test_a_variable_set_late_means_what_it_means_at_start(
         "DO_NOT_TRACK": {"1", "true", "Yes", "enabled", "disabled", "local", "2", "nah"},
     }[variable]
     assert (later is not None) == (value in expected_off), later
+
+
+def test_a_relative_machine_file_is_the_same_file_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read at start and before each event: a ``chdir`` in between must not make it
+    another file (one in whatever folder the host works in now)."""
+    from flwr_datasets_telemetry._config import STARTED_IN
+
+    env = {_choice.MACHINE_FILE_VARIABLE: "machine.conf"}
+    before = _choice.machine_file(env)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "machine.conf").write_text("telemetry = disabled\n", encoding="utf-8")
+    assert _choice.machine_file(env) == before == os.path.join(STARTED_IN, "machine.conf")
+    assert _choice.late_choice(None, env) == (None, None)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from flwr_datasets_telemetry import _delivery
+
 from .helpers import recorded_outcomes, run_python
 from .servers import BlackHole, Endpoint
 from .test_cli import cli
@@ -190,3 +192,49 @@ def test_local_only_chosen_after_start_uploads_nothing_more(
         "two": "recorded locally (local-only mode), never uploaded",
     }
     assert [json.loads(body)["event_type"] for body in endpoint.bodies] == ["one"]
+
+
+def test_a_late_local_only_choice_records_what_was_waiting_and_flush_stops_waiting_for_it(
+    endpoint: Endpoint, home: Path
+) -> None:
+    """Offline, the first event waits in the outbox; local-only mode chosen then takes it
+    back into the record (local-only mode records every event) instead of losing it."""
+    code = (
+        ONE
+        + "print(t.flush(5))\nimport os\nos.environ['FLWR_TELEMETRY_ENABLED'] = 'local'\n"
+        + "t.event('two')\nprint(t.flush(5))\nprint(t.flush(5))\n"
+    )
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "HF_HUB_OFFLINE": "1", **FAST}
+    run = run_python(code, env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "True", "True"]  # waiting, then nothing to wait for
+    log = json.loads(cli("log", "--json").stdout)
+    assert log["waiting"] == []
+    outcomes = {json.loads(r["body"])["event_type"]: r["outcome"] for r in log["recorded"]}
+    assert outcomes == dict.fromkeys(("one", "two"), _delivery.RECORDED_LOCALLY)
+    assert endpoint.connections == 0
+
+
+def test_local_only_mode_chosen_while_events_are_handed_over_takes_them_back(
+    endpoint: Endpoint, home: Path
+) -> None:
+    """The switch lands between the sender's look at the mode and its write (here made
+    certain by flipping it right after the write): the events still end in the record."""
+    code = """
+import flwr_datasets_telemetry as t
+from flwr_datasets_telemetry import _delivery
+write = _delivery._hand_over
+def racing(config, *args, **kwargs):
+    outcomes = write(config, *args, **kwargs)
+    config.local_only = True  # what `_go_local` does, from another thread, meanwhile
+    return outcomes
+_delivery._hand_over = racing
+t.event('one')
+t.flush(5)
+"""
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "HF_HUB_OFFLINE": "1", **FAST}
+    run = run_python(code, env)
+    assert run.returncode == 0, run.stderr
+    log = json.loads(cli("log", "--json").stdout)
+    assert log["waiting"] == []
+    assert [r["outcome"] for r in log["recorded"]] == [_delivery.RECORDED_LOCALLY]

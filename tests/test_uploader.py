@@ -510,6 +510,43 @@ def test_offline_hosts_start_nothing_and_their_events_wait(
     assert sorted(endpoint.bodies) == [event(1), event(2)]
 
 
+def test_written_events_are_listed_for_retraction_before_exit_may_go_on(
+    endpoint: Endpoint, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``in_outbox`` lets exit go on, and exit may then meet an opt-out (or local-only
+    mode) and take this process's events back: by then they must be listed."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # in the outbox, no uploader to start
+    config = Config(home=str(home), endpoint=endpoint.url)
+    listed: list[str] = []
+    seen_when_in_outbox: list[list[str]] = []
+    outcomes = _delivery.hand_over_many(
+        config,
+        [event(1), event(2)],
+        endpoint.url,
+        appended=listed,
+        in_outbox=lambda: seen_when_in_outbox.append(list(listed)),
+    )
+    assert outcomes == [_delivery.QUEUED_OFFLINE] * 2
+    names = sorted(os.listdir(home / "telemetry" / "outbox"))
+    assert seen_when_in_outbox == [names]
+    assert sorted(listed) == names
+
+
+def test_events_taken_back_for_local_only_mode_are_recorded(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = Config(home=str(home), endpoint=refused_url())
+    listed: list[str] = []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _delivery.hand_over_many(config, [event(1), event(2)], config.endpoint, appended=listed)
+    taken = _delivery.retract(str(home), listed, _delivery.RECORDED_LOCALLY)
+    assert len(taken) == 2
+    assert listed == []
+    assert _outbox.waiting(str(home)) == []
+    recorded = sorted((e.body, e.outcome) for e in _outbox.records(str(home)))
+    assert recorded == [(event(n), _delivery.RECORDED_LOCALLY) for n in (1, 2)]
+
+
 def test_local_only_records_and_never_queues(home: Path) -> None:
     config = Config(home=str(home), endpoint=refused_url(), local_only=True)
     assert _delivery.hand_over(config, event(1), config.endpoint) == _delivery.RECORDED_LOCALLY
