@@ -213,6 +213,8 @@ class ArgumentPlan:
             for p in parameters
             if p.kind is not inspect.Parameter.POSITIONAL_ONLY and p.name in ARGUMENT_NAMES
         )
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            names = frozenset(ARGUMENT_NAMES)  # ``**kwargs`` may carry any of them
         return cls(positions, names)
 
     def pick(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -273,3 +273,23 @@ def test_the_shortcut_wrapper_sees_an_opt_out_made_during_the_call(
     finally:
         _runtime.STATE.current = capturing
     assert captured.payloads() == []
+
+
+def test_allow_listed_names_passed_through_var_keyword_arguments_count(
+    captured: CapturedEvents,
+) -> None:
+    """``def load(**kwargs)`` called with ``dataset=...``: the name is a call argument
+    like any other (it was never seen, and every later call counted as a repeat)."""
+
+    @track("var_keyword")
+    def load(*args: object, **kwargs: object) -> None:
+        pass
+
+    load(dataset="mnist", trust_remote_code=True)
+    load(dataset="cifar10", split="test")
+    load(dataset="cifar10", split="test")
+    details = captured.details("var_keyword")
+    assert [(d.get("dataset_name"), d.get("split")) for d in details] == [
+        ("mnist", None),
+        ("cifar10", "test"),
+    ]
