@@ -25,6 +25,7 @@ import os
 import shutil
 import statistics
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -291,12 +292,15 @@ def flush_row(quick: bool, endpoint: Endpoint, folder: Path) -> Row:
     repeats = 3 if quick else 9
     template = folder / "flush-template"
     env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url}
-    runs = [json.loads(run_child(program("flush"), {**env, "FLWR_HOME": str(template)}).stdout)]
+    if not flushed(template, env)["delivered"]:  # else each copy would carry its event
+        raise RuntimeError("the warm-up run's event was not delivered")
+    measured = []
     for index in range(repeats):
         home = folder / f"flush-{index}"
         shutil.copytree(template, home)
-        runs.append(json.loads(run_child(program("flush"), {**env, "FLWR_HOME": str(home)}).stdout))
-    measured = runs[1:]
+        measured.append(flushed(home, env))
+    for home in (template, *(folder / f"flush-{index}" for index in range(repeats))):
+        wait_for_uploader(home)  # not to overlap the next rows
     cpu, wall = median(measured, "cpu"), median(measured, "wall")
     delivered = sum(bool(r["delivered"]) for r in measured)
     return Row(
@@ -313,6 +317,30 @@ def flush_row(quick: bool, endpoint: Endpoint, folder: Path) -> Row:
 
 #: How long `fleet` waits for every descendant (`programs/fleet.py` gives up after 120 s).
 FLEET_TIMEOUT: Final = 180
+
+
+def flushed(home: Path, env: dict[str, str]) -> dict[str, Any]:
+    """``programs/flush.py``'s figures, with ``home`` as its ``FLWR_HOME``."""
+    run = run_child(program("flush"), {**env, "FLWR_HOME": str(home)})
+    if run.returncode != 0:
+        raise RuntimeError(run.stderr)
+    figures: dict[str, Any] = json.loads(run.stdout)
+    return figures
+
+
+def wait_for_uploader(home: Path, timeout: float = 30) -> None:
+    """Until no uploader holds ``home``'s lock (an uploader stays 2 s after its work)."""
+    from flwr_datasets_telemetry import _delivery, _outbox
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with _outbox.opened(str(home)) as (telemetry, _):
+                if not _delivery.uploader_running(telemetry):
+                    return
+        except OSError:  # no outbox: no uploader either
+            return
+        time.sleep(0.1)  # another process's lock: nothing to wait on but the lock itself
 
 
 def fleet(hosts: int, env: dict[str, str]) -> dict[str, Any]:
