@@ -222,5 +222,6 @@ class ArgumentPlan:
         picked = {name: args[index] for index, name in self.positions if index < len(args)}
         if kwargs and self.names:
             for name in self.names.intersection(kwargs):
-                picked[name] = kwargs[name]
+                # never over the function's own positional-only parameter of that name
+                picked.setdefault(name, kwargs[name])
         return picked

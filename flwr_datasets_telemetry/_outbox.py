@@ -165,6 +165,24 @@ def publish(folder: int, name: str, data: bytes, *, replace: bool = False) -> No
             os.unlink(temp, dir_fd=folder)
 
 
+def take(outbox: int, name: str, limit: int) -> tuple[bool, bytes | None]:
+    """Take event ``name`` out of the outbox in one step: whether it was there to take
+    (not claimed by an uploader meanwhile), and its bytes (see `read_regular`).
+
+    Renamed first, then read: no claim, release or second taker can come in between.
+    A crash after the rename leaves a temporary file that `recover` deletes, unsent.
+    """
+    temp = f".tmp-{random_token()}"
+    try:
+        os.rename(name, temp, src_dir_fd=outbox, dst_dir_fd=outbox)
+    except OSError:
+        return False, None
+    try:
+        return True, read_regular(outbox, temp, limit)
+    finally:
+        unlink(outbox, temp)
+
+
 def unlink(folder: int, name: str) -> bool:
     try:
         os.unlink(name, dir_fd=folder)

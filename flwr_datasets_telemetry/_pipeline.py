@@ -248,6 +248,12 @@ class Pipeline:
                 _log.log(f"event {event.event_type}: {outcome}")
                 lost += outcome.startswith("dropped")
             events = here
+            if events and self.config.local_only:  # came during the hand-over: record them
+                recorded = _delivery.hand_over_many(self.config, [e.body for e in events], endpoint)
+                for event, outcome in zip(events, recorded, strict=True):
+                    _log.log(f"event {event.event_type}: {outcome}")
+                    lost += outcome is None or outcome.startswith("dropped")
+                return lost
         if events and not self._transports_added:  # requests is imported only here
             self._transports_added = True
             _lifecycle.import_logging()  # urllib3 imports it: see there

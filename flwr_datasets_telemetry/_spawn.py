@@ -212,6 +212,19 @@ def reap() -> None:
             _direct.remove(child)
 
 
+def _environment() -> dict[str, str] | None:
+    """The host's environment for a child, with a relative ``FLWR_TELEMETRY_MACHINE_CONFIG``
+    made absolute (from the folder the host started in): a child runs in `SAFE_FOLDER`,
+    where the same words would name another file, and the uploader reads that file
+    before each delivery. ``None``: the environment as it is."""
+    from ._choice import MACHINE_FILE_VARIABLE, machine_file
+
+    raw = os.environ.get(MACHINE_FILE_VARIABLE, "").strip()
+    if not raw or os.path.isabs(raw):
+        return None
+    return {**os.environ, MACHINE_FILE_VARIABLE: machine_file(os.environ)}
+
+
 def _start(
     kind: type[_P],
     argv: list[str],
@@ -229,6 +242,7 @@ def _start(
         stdout=stdout,
         stderr=subprocess.DEVNULL,
         cwd=SAFE_FOLDER,
+        env=_environment(),
         close_fds=True,
         pass_fds=tuple(pass_fds),
         start_new_session=sys.platform != "win32",

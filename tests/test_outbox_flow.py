@@ -238,3 +238,26 @@ t.flush(5)
     log = json.loads(cli("log", "--json").stdout)
     assert log["waiting"] == []
     assert [r["outcome"] for r in log["recorded"]] == [_delivery.RECORDED_LOCALLY]
+
+
+def test_local_only_mode_chosen_when_no_uploader_can_start_still_never_uploads(
+    endpoint: Endpoint, home: Path
+) -> None:
+    """Where no uploader can start, events are delivered in-process; local-only mode
+    chosen during that hand-over must record them instead of sending them."""
+    code = """
+import flwr_datasets_telemetry as t
+from flwr_datasets_telemetry import _delivery, _runtime
+def no_uploader(*args, **kwargs):
+    _runtime.STATE.current.config.local_only = True  # what `_go_local` does meanwhile
+    return False
+_delivery.ensure_uploader = no_uploader
+t.event('one')
+t.flush(5)
+"""
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST})
+    assert run.returncode == 0, run.stderr
+    assert endpoint.connections == 0
+    log = json.loads(cli("log", "--json").stdout)
+    assert log["waiting"] == []
+    assert [r["outcome"] for r in log["recorded"]] == [_delivery.RECORDED_LOCALLY]

@@ -464,3 +464,21 @@ def test_a_host_run_from_a_source_checkout_starts_children_that_import_that_copy
     run = run_command([sys.executable, "-c", code], env, 90, cwd=checkout)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True", "9.9.9+checkout"]
+
+
+def test_a_child_reads_the_machine_settings_file_the_host_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A relative ``FLWR_TELEMETRY_MACHINE_CONFIG`` names a file from where the host
+    started; the uploader, run in ``/``, must read that same file (it checks it before
+    each delivery), not ``/machine.conf``."""
+    from flwr_datasets_telemetry._config import STARTED_IN
+
+    monkeypatch.setenv("FLWR_TELEMETRY_MACHINE_CONFIG", "machine.conf")
+    output = _spawn.run_isolated("flwr_datasets_telemetry", ["status", "--json"], timeout=60)
+    assert output is not None
+    sources = dict(json.loads(output)["sources"])
+    expected = os.path.join(STARTED_IN, "machine.conf")
+    assert [s for s in sources if s.startswith("machine setting")] == [
+        f"machine setting {expected}"
+    ]

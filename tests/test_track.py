@@ -293,3 +293,14 @@ def test_allow_listed_names_passed_through_var_keyword_arguments_count(
         ("mnist", None),
         ("cifar10", "test"),
     ]
+
+
+def test_a_keyword_through_var_keyword_never_hides_the_positional_only_argument(
+    captured: CapturedEvents,
+) -> None:
+    @track("positional_only")
+    def load(dataset: str, /, **kwargs: object) -> None:
+        pass
+
+    load("mnist", dataset="a keyword meant for someone else")
+    assert [d["dataset_name"] for d in captured.details("positional_only")] == ["mnist"]

@@ -547,6 +547,28 @@ def test_events_taken_back_for_local_only_mode_are_recorded(
     assert recorded == [(event(n), _delivery.RECORDED_LOCALLY) for n in (1, 2)]
 
 
+def test_taking_an_event_back_is_one_step_no_claim_can_come_between(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An uploader's claim (a rename) and a release around a read-then-unlink once let
+    an event be unlinked unread: neither recorded nor sent. `take` renames first."""
+    config = Config(home=str(home), endpoint=refused_url())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _delivery.hand_over_many(config, [event(1), event(2)], config.endpoint)
+    names = sorted(os.listdir(home / "telemetry" / "outbox"))
+    with _outbox.opened(str(home)) as (_, outbox):
+        claimed = _outbox.claim(outbox, names[0], "0123456789ab")
+        assert claimed is not None
+        assert _outbox.take(outbox, names[0], _outbox.MAX_ENTRY) == (False, None)  # beyond reach
+        assert _outbox.release(outbox, claimed)
+        was_there, data = _outbox.take(outbox, names[0], _outbox.MAX_ENTRY)
+        entry = _outbox.decode(names[0], data)
+        assert was_there
+        assert entry is not None
+        assert entry.body in (event(1), event(2))
+        assert sorted(os.listdir(home / "telemetry" / "outbox")) == names[1:]  # no temp left
+
+
 def test_local_only_records_and_never_queues(home: Path) -> None:
     config = Config(home=str(home), endpoint=refused_url(), local_only=True)
     assert _delivery.hand_over(config, event(1), config.endpoint) == _delivery.RECORDED_LOCALLY
