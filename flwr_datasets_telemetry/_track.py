@@ -169,24 +169,7 @@ def track(event_type: str, *, details: DetailsFactory | None = None) -> TrackDec
 
             return async_wrapper
 
-        repeat = tracker.repeat_key()
-        if repeat is not None:
-
-            @functools.wraps(func)
-            def constant_wrapper(*args: Any, **kwargs: Any) -> Any:
-                if state.current is None:  # disabled: one attribute look-up, nothing else
-                    return func(*args, **kwargs)
-                try:
-                    result = func(*args, **kwargs)
-                except BaseException as error:
-                    record(args, kwargs, error)
-                    raise
-                runtime = state.current  # a repeat costs this look-up, nothing more
-                if runtime is None or repeat not in runtime.seen_calls:
-                    record(args, kwargs, None)
-                return result
-
-            return constant_wrapper
+        repeat = tracker.repeat_key()  # None: a call's key depends on its arguments
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -197,6 +180,10 @@ def track(event_type: str, *, details: DetailsFactory | None = None) -> TrackDec
             except BaseException as error:
                 record(args, kwargs, error)
                 raise
+            if repeat is not None:  # then a repeat costs one look-up, not `record`
+                runtime = state.current
+                if runtime is not None and repeat in runtime.seen_calls:
+                    return result
             record(args, kwargs, None)
             return result
 
