@@ -397,6 +397,7 @@ def hand_over_many(  # noqa: PLR0913 - what the pipeline keeps track of, by keyw
     appended: list[str] | None = None,
     sent: list[tuple[str, bytes]] | None = None,
     in_outbox: Callable[[], None] | None = None,
+    written: Callable[[], None] | None = None,
 ) -> list[str | None]:
     """Put events where they will be delivered from; what happened to each, for the log.
 
@@ -409,7 +410,9 @@ def hand_over_many(  # noqa: PLR0913 - what the pipeline keeps track of, by keyw
     names: list[str | None] = []
     listed: list[str] = [] if appended is None else appended
     try:
-        outcomes = _hand_over(config, bodies, endpoint, names, in_outbox=in_outbox, listed=listed)
+        outcomes = _hand_over(
+            config, bodies, endpoint, names, in_outbox=in_outbox, listed=listed, on_written=written
+        )
     except Exception:
         outcomes = [DROPPED_OFFLINE if offline() else None] * len(bodies)
     kept = [
@@ -434,10 +437,13 @@ def _hand_over(  # noqa: PLR0913 - `hand_over_many`'s, plus where names go
     *,
     in_outbox: Callable[[], None] | None = None,
     listed: list[str] | None = None,
+    on_written: Callable[[], None] | None = None,
 ) -> list[str | None]:
     """The outcome of each event (the names of those written go to ``names``, in order,
     ``None`` for one not written, and to ``listed`` the moment they are written: an
-    opt-out on another thread, once ``in_outbox`` has let exit go on, must find them)."""
+    opt-out on another thread, once ``in_outbox`` has let exit go on, must find them).
+    ``on_written`` is called once they are in the outbox, before their uploader is looked
+    for: from then on a later uploader delivers them even if this process ends."""
     home = config.home
     if config.local_only:
         now = time.time()
@@ -459,6 +465,8 @@ def _hand_over(  # noqa: PLR0913 - `hand_over_many`'s, plus where names go
     written = [name for name in names if name is not None]
     if listed is not None:
         listed.extend(written)
+    if written and on_written is not None:
+        on_written()
     done = in_outbox if in_outbox is not None else _nothing
     taken_back: set[str] = set()
     if is_offline or not written:

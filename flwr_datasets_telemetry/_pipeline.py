@@ -176,14 +176,17 @@ class Pipeline:
         self.retract(record_as=_delivery.RECORDED_LOCALLY)
 
     def handle(
-        self, calls: Sequence[TrackedCall], in_outbox: Callable[[], None] | None = None
+        self,
+        calls: Sequence[TrackedCall],
+        in_outbox: Callable[[], None] | None = None,
+        written: Callable[[], None] | None = None,
     ) -> int:
         """Build, de-duplicate, log and send calls; how many were lost.
 
         The opt-outs are read once before building and once before handing over, for
         all of ``calls`` (a burst at exit is one pass); a call whose building fails
-        costs only itself. ``in_outbox`` is called once they are safely in the outbox
-        and within an uploader's reach.
+        costs only itself. ``written`` is called once they are in the outbox,
+        ``in_outbox`` once they are also within an uploader's reach.
         """
         if not self.still_enabled() and not self.config.logging:
             return 0
@@ -200,7 +203,7 @@ class Pipeline:
                 ready.append(event)
         if not ready or not self.still_enabled():
             return lost
-        return lost + self.send(ready, in_outbox)
+        return lost + self.send(ready, in_outbox, written)
 
     def _prepare(self, call: TrackedCall) -> Ready | None:
         """Build, log and date ``call``; ``None`` if it repeats an event already sent."""
@@ -217,7 +220,12 @@ class Pipeline:
         _log.log(f"event {call.event_type}: {body.decode()}")
         return Ready(call.event_type, body, payload)
 
-    def send(self, events: list[Ready], in_outbox: Callable[[], None] | None = None) -> int:
+    def send(
+        self,
+        events: list[Ready],
+        in_outbox: Callable[[], None] | None = None,
+        written: Callable[[], None] | None = None,
+    ) -> int:
         """Hand the events to the outbox and its uploader; where that cannot be (no
         usable home, no uploader possible, an in-process transport), deliver here.
         How many were lost: dropped, or not delivered in-process."""
@@ -232,6 +240,7 @@ class Pipeline:
                 appended=self._handed_over,
                 sent=self._with_uploader,
                 in_outbox=in_outbox,
+                written=written,
             )
             if _runtime.STATE.disabled_by:  # `disable()` came while handing over
                 self.retract()

@@ -130,6 +130,9 @@ class Runtime:
         #: A flush (or exit) waits: the first build goes ahead, busy host or not.
         self._hurry = False
         self._exit_deadline: float | None = None
+        #: The events the sender holds are in the outbox (their uploader maybe not yet
+        #: started): at exit they are left there, not lost.
+        self._written = False
 
     # -- caller's thread: never waits ------------------------------------------------
 
@@ -230,13 +233,17 @@ class Runtime:
             self._exit_deadline = time.monotonic() + self.config.exit_timeout
         self.flush(self._exit_deadline - time.monotonic(), delivered=False)  # no network wait
         unfinished = self.holding if self._building else 0  # the sender's, still being built
-        dropped = self.close() + unfinished
+        waiting = unfinished if self._written else 0  # built, but no uploader started yet
+        dropped = self.close() + unfinished - waiting
         if self._pipeline is not None:  # an opt-out since the last event: take them back
             self._pipeline.still_enabled()
+        budget = f"the exit budget ({self.config.exit_timeout:g} s, FLWR_TELEMETRY_EXIT_TIMEOUT)"
         if dropped:
+            _report(f"{dropped} event(s) dropped at exit: {budget} ran out")
+        if waiting:
             _report(
-                f"{dropped} event(s) dropped at exit: the exit budget "
-                f"({self.config.exit_timeout:g} s, FLWR_TELEMETRY_EXIT_TIMEOUT) ran out"
+                f"{waiting} event(s) left in the outbox at exit: {budget} ran out before "
+                "an uploader could start; the next process that sends starts one"
             )
 
     def close(self) -> int:
@@ -286,6 +293,7 @@ class Runtime:
                     cond.notify_all()
                     break
                 self._busy = self._building = True
+                self._written = False
                 self.holding = len(calls)
             lost = len(calls)
             try:
@@ -294,7 +302,7 @@ class Runtime:
                 if self.dropped != self._dropped_reported:  # said here, not on the caller
                     _report(f"{self.dropped} event(s) dropped so far: the queue was full")
                     self._dropped_reported = self.dropped
-                lost = self._pipeline.handle(calls, self._in_outbox)
+                lost = self._pipeline.handle(calls, self._in_outbox, self._in_outbox_only)
             except BaseException as error:  # a plugin's SystemExit must not end us silently
                 kinds = ", ".join(sorted({repr(call.event_type) for call in calls}))
                 _report(f"{lost} event(s) lost ({kinds}): {type(error).__name__}: {error}")
@@ -356,6 +364,11 @@ class Runtime:
         except IndexError:  # emptied by `close` meanwhile
             pass
         return calls
+
+    def _in_outbox_only(self) -> None:
+        """The events the sender holds are written: if exit cannot wait for their
+        uploader's start, a later process's uploader delivers them."""
+        self._written = True
 
     def _in_outbox(self) -> None:
         """The events the sender holds are in the outbox: exit need not wait for them."""

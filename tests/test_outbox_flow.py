@@ -261,3 +261,36 @@ t.flush(5)
     log = json.loads(cli("log", "--json").stdout)
     assert log["waiting"] == []
     assert [r["outcome"] for r in log["recorded"]] == [_delivery.RECORDED_LOCALLY]
+
+
+def test_an_event_left_in_the_outbox_at_exit_is_not_said_to_be_dropped(
+    endpoint: Endpoint, home: Path
+) -> None:
+    """The exit budget ends after the event is in the outbox but before an uploader's
+    start (here: held up 3 s); the event waits there for a later process's uploader,
+    and logging says so rather than "dropped"."""
+    code = """
+import time
+import flwr_datasets_telemetry as t
+from flwr_datasets_telemetry import _delivery
+def slow_start(*args, **kwargs):
+    time.sleep(3)
+    return False
+_delivery.ensure_uploader = slow_start
+t.event('one')
+"""
+    env = {
+        "FLWR_TELEMETRY_ENDPOINT": endpoint.url,
+        "FLWR_TELEMETRY_EXIT_TIMEOUT": "0.5",
+        "FLWR_TELEMETRY_LOGGING": "1",
+        **FAST,
+    }
+    run = run_python(code, env)
+    assert run.returncode == 0, run.stderr
+    assert "dropped" not in run.stderr
+    assert "1 event(s) left in the outbox at exit" in run.stderr
+    waiting = json.loads(cli("log", "--json").stdout)["waiting"]
+    assert [json.loads(w["body"])["event_type"] for w in waiting] == ["one"]
+    later = run_python(ONE.replace("'one'", "'two'") + "assert t.flush(10)\n", env)
+    assert later.returncode == 0, later.stderr
+    assert sorted(p["event_type"] for p in endpoint.payloads()) == ["one", "two"]
