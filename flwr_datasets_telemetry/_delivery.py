@@ -397,7 +397,7 @@ def hand_over_many(  # noqa: PLR0913 - what the pipeline keeps track of, by keyw
     appended: list[str] | None = None,
     sent: list[tuple[str, bytes]] | None = None,
     in_outbox: Callable[[], None] | None = None,
-    written: Callable[[], None] | None = None,
+    written: Callable[[int], None] | None = None,
 ) -> list[str | None]:
     """Put events where they will be delivered from; what happened to each, for the log.
 
@@ -413,7 +413,10 @@ def hand_over_many(  # noqa: PLR0913 - what the pipeline keeps track of, by keyw
         outcomes = _hand_over(
             config, bodies, endpoint, names, in_outbox=in_outbox, listed=listed, on_written=written
         )
-    except Exception:
+    except Exception:  # delivered in-process (or dropped): none may stay in the outbox too
+        if written is not None:
+            written(0)
+        retract(config.home, [name for name in names if name is not None])
         outcomes = [DROPPED_OFFLINE if offline() else None] * len(bodies)
     kept = [
         (name, body, outcome)
@@ -437,13 +440,13 @@ def _hand_over(  # noqa: PLR0913 - `hand_over_many`'s, plus where names go
     *,
     in_outbox: Callable[[], None] | None = None,
     listed: list[str] | None = None,
-    on_written: Callable[[], None] | None = None,
+    on_written: Callable[[int], None] | None = None,
 ) -> list[str | None]:
     """The outcome of each event (the names of those written go to ``names``, in order,
     ``None`` for one not written, and to ``listed`` the moment they are written: an
     opt-out on another thread, once ``in_outbox`` has let exit go on, must find them).
-    ``on_written`` is called once they are in the outbox, before their uploader is looked
-    for: from then on a later uploader delivers them even if this process ends."""
+    ``on_written`` is told how many are in the outbox, once they are and again if some
+    are taken back: until their uploader is found, those wait there for a later one."""
     home = config.home
     if config.local_only:
         now = time.time()
@@ -465,8 +468,8 @@ def _hand_over(  # noqa: PLR0913 - `hand_over_many`'s, plus where names go
     written = [name for name in names if name is not None]
     if listed is not None:
         listed.extend(written)
-    if written and on_written is not None:
-        on_written()
+    told = on_written if on_written is not None else _ignore
+    told(len(written))
     done = in_outbox if in_outbox is not None else _nothing
     taken_back: set[str] = set()
     if is_offline or not written:
@@ -474,9 +477,11 @@ def _hand_over(  # noqa: PLR0913 - `hand_over_many`'s, plus where names go
         outcome = QUEUED_OFFLINE if is_offline else QUEUED
     else:
         try:
-            outcome, taken_back = _start_delivery(home, endpoint, written, done)
+            outcome, taken_back = _start_delivery(home, endpoint, written, done, told)
         except OSError:  # the events are in the outbox: a later host starts the uploader
             outcome = QUEUED
+        if taken_back:
+            told(len(written) - len(taken_back))  # claimed meanwhile: an uploader has them
     return [
         OVERSIZED if name is None else None if name in taken_back else outcome for name in names
     ]
@@ -486,8 +491,16 @@ def _nothing() -> None:
     pass
 
 
+def _ignore(_: int) -> None:
+    pass
+
+
 def _start_delivery(
-    home: str, endpoint: str, names: list[str], done: Callable[[], None]
+    home: str,
+    endpoint: str,
+    names: list[str],
+    done: Callable[[], None],
+    written: Callable[[int], None] = _ignore,
 ) -> tuple[str, set[str]]:
     """Find or start the uploader for the events ``names``: the outcome, and the names
     taken back out of the outbox (no uploader can start here: the caller delivers those
@@ -511,6 +524,7 @@ def _start_delivery(
         if forked or _runtime.STATE.exiting:  # exit may have gone on: leave them there
             return QUEUED, set()
         # No uploader here: take them back; one an uploader took already stays its own.
+        written(0)  # before any is gone: exit must not count them as waiting there
         return QUEUED, {name for name in names if _outbox.unlink(outbox, name)}
 
 

@@ -179,14 +179,15 @@ class Pipeline:
         self,
         calls: Sequence[TrackedCall],
         in_outbox: Callable[[], None] | None = None,
-        written: Callable[[], None] | None = None,
+        written: Callable[[int], None] | None = None,
     ) -> int:
         """Build, de-duplicate, log and send calls; how many were lost.
 
         The opt-outs are read once before building and once before handing over, for
         all of ``calls`` (a burst at exit is one pass); a call whose building fails
-        costs only itself. ``written`` is called once they are in the outbox,
-        ``in_outbox`` once they are also within an uploader's reach.
+        costs only itself. ``written`` is told how many are in the outbox (see
+        `_delivery.hand_over_many`), ``in_outbox`` called once they are also within an
+        uploader's reach.
         """
         if not self.still_enabled() and not self.config.logging:
             return 0
@@ -224,7 +225,7 @@ class Pipeline:
         self,
         events: list[Ready],
         in_outbox: Callable[[], None] | None = None,
-        written: Callable[[], None] | None = None,
+        written: Callable[[int], None] | None = None,
     ) -> int:
         """Hand the events to the outbox and its uploader; where that cannot be (no
         usable home, no uploader possible, an in-process transport), deliver here.

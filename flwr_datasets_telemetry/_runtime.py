@@ -130,9 +130,9 @@ class Runtime:
         #: A flush (or exit) waits: the first build goes ahead, busy host or not.
         self._hurry = False
         self._exit_deadline: float | None = None
-        #: The events the sender holds are in the outbox (their uploader maybe not yet
-        #: started): at exit they are left there, not lost.
-        self._written = False
+        #: How many of the events the sender holds are in the outbox (their uploader
+        #: maybe not started yet): at exit those are left there, not lost.
+        self._written = 0
 
     # -- caller's thread: never waits ------------------------------------------------
 
@@ -233,7 +233,7 @@ class Runtime:
             self._exit_deadline = time.monotonic() + self.config.exit_timeout
         self.flush(self._exit_deadline - time.monotonic(), delivered=False)  # no network wait
         unfinished = self.holding if self._building else 0  # the sender's, still being built
-        waiting = unfinished if self._written else 0  # built, but no uploader started yet
+        waiting = min(unfinished, self._written)  # in the outbox, no uploader started yet
         dropped = self.close() + unfinished - waiting
         if self._pipeline is not None:  # an opt-out since the last event: take them back
             self._pipeline.still_enabled()
@@ -293,7 +293,7 @@ class Runtime:
                     cond.notify_all()
                     break
                 self._busy = self._building = True
-                self._written = False
+                self._written = 0
                 self.holding = len(calls)
             lost = len(calls)
             try:
@@ -365,10 +365,10 @@ class Runtime:
             pass
         return calls
 
-    def _in_outbox_only(self) -> None:
-        """The events the sender holds are written: if exit cannot wait for their
-        uploader's start, a later process's uploader delivers them."""
-        self._written = True
+    def _in_outbox_only(self, count: int) -> None:
+        """``count`` of the events the sender holds are in the outbox: if exit cannot
+        wait for their uploader's start, a later process's uploader delivers them."""
+        self._written = count
 
     def _in_outbox(self) -> None:
         """The events the sender holds are in the outbox: exit need not wait for them."""

@@ -294,3 +294,78 @@ t.event('one')
     later = run_python(ONE.replace("'one'", "'two'") + "assert t.flush(10)\n", env)
     assert later.returncode == 0, later.stderr
     assert sorted(p["event_type"] for p in endpoint.payloads()) == ["one", "two"]
+
+
+_EXIT_SAYS = {
+    "FLWR_TELEMETRY_EXIT_TIMEOUT": "0.5",
+    "FLWR_TELEMETRY_LOGGING": "1",
+    **FAST,
+}
+
+
+def test_events_taken_back_for_delivery_here_are_not_said_to_wait_in_the_outbox(
+    endpoint: Endpoint, home: Path
+) -> None:
+    """No uploader can start, so the event is taken back and delivered in-process;
+    exit cuts that delivery short: it is lost, and must be said to be."""
+    code = """
+import time
+import flwr_datasets_telemetry as t
+from flwr_datasets_telemetry import _delivery
+_delivery.ensure_uploader = lambda *args, **kwargs: False
+def slow_delivery(*args, **kwargs):
+    time.sleep(3)
+_delivery.deliver = slow_delivery
+t.event('one')
+time.sleep(1)
+"""
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **_EXIT_SAYS})
+    assert run.returncode == 0, run.stderr
+    assert "1 event(s) dropped at exit" in run.stderr
+    assert "left in the outbox" not in run.stderr
+    assert json.loads(cli("log", "--json").stdout)["waiting"] == []
+
+
+def test_only_the_events_written_are_said_to_wait_in_the_outbox(
+    endpoint: Endpoint, home: Path
+) -> None:
+    """Of a batch of two, one is too large to be written: one waits, one is lost."""
+    code = """
+import time
+import flwr_datasets_telemetry as t
+from flwr_datasets_telemetry import _delivery, _outbox
+_outbox.MAX_ENTRY = 1500  # 'one' is about 600 bytes, 'big' over 2,000 (values are capped)
+def slow_start(*args, **kwargs):
+    time.sleep(3)
+    return False
+_delivery.ensure_uploader = slow_start
+t.event('one')
+t.event('big', {f'k{n}': 'x' * 3000 for n in range(8)})
+"""
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **_EXIT_SAYS})
+    assert run.returncode == 0, run.stderr
+    assert "1 event(s) left in the outbox at exit" in run.stderr
+    assert "1 event(s) dropped at exit" in run.stderr
+    waiting = json.loads(cli("log", "--json").stdout)["waiting"]
+    assert [json.loads(w["body"])["event_type"] for w in waiting] == ["one"]
+
+
+def test_a_hand_over_that_fails_after_the_write_leaves_nothing_to_send_twice(
+    endpoint: Endpoint, home: Path
+) -> None:
+    """Any error once the events are written sends them in-process: they must not also
+    stay in the outbox for an uploader to send again."""
+    code = """
+import flwr_datasets_telemetry as t
+from flwr_datasets_telemetry import _delivery
+def broken(*args, **kwargs):
+    raise RuntimeError("a bug of ours")
+_delivery._start_delivery = broken
+t.event('one')
+print(t.flush(10))
+"""
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "True\n"
+    assert json.loads(cli("log", "--json").stdout)["waiting"] == []
+    assert [p["event_type"] for p in endpoint.payloads()] == ["one"]
