@@ -169,14 +169,13 @@ def late_choice(
     ``None``: the person's choice as it stands, checked on the background side before
     each event is built and again before it is handed over; costs the caller nothing.
     Read as at start: the variables, then the user's and the machine's settings."""
-    from ._config import ENABLED, variables_say_off  # imported with the package: no cost
+    from ._config import variable_says_local, variables_say_off  # loaded with the package
 
     env = os.environ if environ is None else environ
     off = variables_say_off(env)
     if off is not None:
         return off, None  # off wins: local-only no longer matters
-    raw = ENABLED.raw(env)
-    local = f"{ENABLED.name}={raw}" if word(raw) == LOCAL else None
+    local = variable_says_local(env)
     for label, path, follow in (
         ("the user setting", user_file(home), False),
         ("the machine setting", machine_file(env), True),

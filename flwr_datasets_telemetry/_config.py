@@ -260,6 +260,13 @@ def _home(environ: Mapping[str, str], problems: list[str]) -> str | None:
     return None
 
 
+def variable_says_local(env: Mapping[str, str]) -> str | None:
+    """``"FLWR_TELEMETRY_ENABLED=local"`` (as set) if the variable asks for local-only
+    mode, else ``None``: at start (`_on_off`) and later (`_choice.late_choice`)."""
+    raw = ENABLED.raw(env)
+    return f"{ENABLED.name}={raw}" if _choice.word(raw) == _choice.LOCAL else None
+
+
 def variables_say_off(env: Mapping[str, str], problems: list[str] | None = None) -> str | None:
     """Which of ``FLWR_TELEMETRY_ENABLED`` and ``DO_NOT_TRACK`` says off (``"NAME=value"``),
     if one does; ``problems`` collects the values that could not be read.
@@ -268,12 +275,10 @@ def variables_say_off(env: Mapping[str, str], problems: list[str] | None = None)
     sent (`_choice.late_choice`): a value means the same whenever it is set.
     """
     notes: list[str] = [] if problems is None else problems
-    raw_enabled = ENABLED.raw(env)
-    local_only = _choice.word(raw_enabled) == _choice.LOCAL
-    enabled_says_off = not local_only and ENABLED.read(env, notes) is False
+    enabled_says_off = variable_says_local(env) is None and ENABLED.read(env, notes) is False
     do_not_track = DO_NOT_TRACK.read(env, notes)  # read either way: its problem is noted
     if enabled_says_off:
-        return f"{ENABLED.name}={raw_enabled}"
+        return f"{ENABLED.name}={ENABLED.raw(env)}"
     if do_not_track:
         return f"{DO_NOT_TRACK.name}={DO_NOT_TRACK.raw(env)}"
     return None
@@ -286,7 +291,7 @@ def _on_off(
     sources: list[tuple[str, str]] = []
     sources.append((ENABLED.name, ENABLED.raw(env) or "unset"))
     sources.append((DO_NOT_TRACK.name, DO_NOT_TRACK.raw(env) or "unset"))
-    local_only = _choice.word(ENABLED.raw(env)) == _choice.LOCAL
+    local_only = variable_says_local(env) is not None
     disabled_by = variables_say_off(env, problems)
 
     for label, path, follow in (

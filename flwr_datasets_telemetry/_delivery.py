@@ -540,15 +540,12 @@ def retract(home: str | None, names: list[str], record_as: str | None = None) ->
     try:
         with _outbox.opened(home) as (_, outbox):
             for name in batch:
-                if record_as is None:
-                    if _outbox.unlink(outbox, name):
-                        taken.append(name)
-                    continue
                 was_there, data = _outbox.take(outbox, name, _outbox.MAX_ENTRY)
-                entry = _outbox.decode(name, data) if was_there else None
-                if was_there:
-                    taken.append(name)
-                if entry is not None:
+                if not was_there:
+                    continue
+                taken.append(name)
+                entry = _outbox.decode(name, data)
+                if record_as is not None and entry is not None:
                     _outbox.record(home, entry, record_as)
     except Exception:
         pass
