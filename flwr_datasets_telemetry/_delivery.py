@@ -23,7 +23,6 @@ import contextlib
 import errno
 import json
 import os
-import platform
 import re
 import stat
 import sys
@@ -31,7 +30,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from . import _outbox, _runtime
+from . import _machine, _outbox, _runtime
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -307,7 +306,7 @@ def _announce_start(telemetry: int) -> bool:
 
 def _starter() -> str:
     """Who announced a start: ``pid@host`` (the host name stays in this file, unsent)."""
-    return f"{os.getpid()}@{platform.node()}"
+    return f"{os.getpid()}@{_machine.uname().node}"
 
 
 def _starter_gone(telemetry: int) -> bool:
@@ -323,7 +322,7 @@ def _starter_gone(telemetry: int) -> bool:
         return False
     finally:
         os.close(fd)
-    if host != platform.node() or not pid.isdecimal():
+    if host != _machine.uname().node or not pid.isdecimal():
         return False  # another machine's (a shared home): only the grace period tells
     try:
         os.kill(int(pid), 0)

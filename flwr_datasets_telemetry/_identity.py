@@ -12,10 +12,10 @@ place is left alone, never followed or waited on, and this process uses a fresh 
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Final
 
 from . import _files
+from ._runtime import random_uuid
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,6 +23,22 @@ if TYPE_CHECKING:
 
 #: A valid file is one UUID; anything longer is not ours to read whole.
 MAX_SOURCE_BYTES: Final = 128
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+_UUID_DIGITS: Final = 32
+
+
+def canonical_uuid(text: str) -> str:
+    """``text`` as ``str(uuid.UUID(text))`` has it, for the forms a person or tool
+    writes (any case, braces, ``urn:uuid:``, no hyphens); `ValueError` otherwise.
+
+    Not `uuid` itself: on Linux before Python 3.13 it imports `platform`, and the
+    two cost a bare interpreter's first event about 2.5 ms.
+    """
+    digits = text.strip().replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
+    if len(digits) != _UUID_DIGITS or not _HEX.issuperset(digits):
+        raise ValueError("not a UUID")
+    h = digits.lower()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _read(path: Path) -> str:
@@ -33,7 +49,7 @@ def _read(path: Path) -> str:
     among them) for anything that must be left alone.
     """
     raw = _files.read_regular(path, MAX_SOURCE_BYTES)
-    return str(uuid.UUID(raw.decode().strip()))
+    return canonical_uuid(raw.decode())
 
 
 def read_source(path: Path | None) -> str | None:
@@ -51,7 +67,7 @@ def _write_new(path: Path, on_created: Callable[[str], None] | None = None) -> s
 
     ``on_created`` runs in the one process whose id was stored (the one-time notice).
     """
-    new_id = str(uuid.uuid4())
+    new_id = random_uuid()
     if not _files.make_home(path.parent):
         return new_id  # a home that cannot be made: this process's id only
     data = (new_id + "\n").encode()
@@ -78,7 +94,7 @@ def source_id(
     and ``None`` is returned: nothing is written.
     """
     if path is None:
-        return str(uuid.uuid4()) if create else None
+        return random_uuid() if create else None
     try:
         return _read(path)
     except FileNotFoundError:
@@ -86,10 +102,10 @@ def source_id(
     except ValueError:
         pass  # empty, corrupt or huge: replace it
     except OSError:
-        return str(uuid.uuid4()) if create else None  # not ours or unreadable: leave it
+        return random_uuid() if create else None  # not ours or unreadable: leave it
     if not create:
         return None
     try:
         return _write_new(path, on_created)
     except (OSError, ValueError):  # unwritable: a fresh id for this process only
-        return str(uuid.uuid4())
+        return random_uuid()

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from flwr_datasets_telemetry._identity import MAX_SOURCE_BYTES, read_source, source_id
+from flwr_datasets_telemetry._identity import (
+    MAX_SOURCE_BYTES,
+    canonical_uuid,
+    read_source,
+    source_id,
+)
 
 SOURCE = "0b9ef7a2-1c5c-4f61-9d5e-8c1f3c2a9b10"
 
@@ -140,3 +145,35 @@ def test_a_home_whose_parent_is_missing_is_not_created(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-user" / ".flwr"
     assert is_uuid(source_id(missing / "source", create=True))
     assert not (tmp_path / "no-such-user").exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        SOURCE,
+        SOURCE.upper(),
+        f"  {SOURCE}\n",
+        "{" + SOURCE + "}",
+        f"urn:uuid:{SOURCE}",
+        SOURCE.replace("-", ""),
+        "0b9ef7a21c5c-4f61-9d5e-8c1f3c2a9b10",  # hyphens anywhere, as `uuid` allows
+    ],
+)
+def test_an_id_is_read_as_the_uuid_module_reads_it(text: str) -> None:
+    """The stored id is parsed without `uuid` (which imports `platform`): every form
+    `uuid.UUID` accepts and a tool may write gives the same canonical id."""
+    assert canonical_uuid(text) == str(uuid.UUID(text.strip())) == SOURCE
+
+
+@pytest.mark.parametrize(
+    "text", ["", "not-a-uuid", SOURCE[:-1], SOURCE + "0", SOURCE.replace("0", "g"), "{}" * 16]
+)
+def test_anything_else_is_not_an_id(text: str) -> None:
+    with pytest.raises(ValueError, match="not a UUID"):
+        canonical_uuid(text)
+
+
+def test_new_ids_are_random_version_4_uuids() -> None:
+    ids = {source_id(None, create=True) for _ in range(50)}
+    assert len(ids) == 50
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)

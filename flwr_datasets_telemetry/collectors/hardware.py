@@ -23,13 +23,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import sys
 import time
 import zlib
 from typing import TYPE_CHECKING, Any, Final
 
-from .. import _files, _runtime
+from .. import _files, _machine, _runtime
 from ..hookspecs import hookimpl
 from ._cpuinfo_probe import CPUINFO_TIMEOUT
 
@@ -69,7 +68,8 @@ def machine_key() -> str:
         open("/proc/sys/kernel/random/boot_id", "rb") as file,  # the kernel's, not ours
     ):
         boot = file.read(64).decode().strip()
-    raw = "|".join((platform.node(), platform.machine(), str(os.cpu_count()), boot)).encode()
+    system = _machine.uname()
+    raw = "|".join((system.node, system.machine, str(os.cpu_count()), boot)).encode()
     # Two checksums, not `hashlib` (4 ms to import in the host): a cache key, kept
     # locally; the random boot id in it is what no one can guess.
     return f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}"

@@ -1,27 +1,29 @@
 """Collector ``platform``: operating system and Python, without host names.
 
-Lands in ``context.platform``. Only `platform` calls that read `os.uname` or
-constants: `platform.processor` (which runs ``uname -p``) and `platform.node` are
-never used.
+Lands in ``context.platform``: `platform`'s ``system``, ``release``, ``machine``,
+``python_implementation`` and ``python_version``, read through `_machine` (which
+spares a bare interpreter the import of `platform`). The node name and
+`platform.processor` (which runs ``uname -p``) are never sent.
 """
 
 from __future__ import annotations
 
 import functools
-import platform as _platform
 from typing import Any
 
+from .. import _machine
 from ..hookspecs import hookimpl
 
 
 @functools.cache
 def facts() -> dict[str, Any]:
+    system = _machine.uname()
     return {
-        "system": _platform.system(),
-        "release": _platform.release(),
-        "machine": _platform.machine(),
-        "python_implementation": _platform.python_implementation(),
-        "python_version": _platform.python_version(),
+        "system": system.system,
+        "release": system.release,
+        "machine": system.machine,
+        "python_implementation": _machine.python_implementation(),
+        "python_version": _machine.python_version(),
     }
 
 

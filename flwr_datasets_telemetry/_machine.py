@@ -1,0 +1,57 @@
+"""What this machine and interpreter are: `platform`'s answers without `platform`.
+
+Importing `platform` compiles nine regular expressions: about 2 ms of a bare
+interpreter's first event, for values `os.uname` and `sys` hold already. `platform`
+remains the fallback where they do not (no `os.uname` on Windows, an interpreter
+`IMPLEMENTATIONS` does not name, a `sys.version` that does not start with a number).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Final, NamedTuple
+
+#: `platform.python_implementation`'s spelling of `sys.implementation.name`.
+IMPLEMENTATIONS: Final = {"cpython": "CPython", "pypy": "PyPy"}
+
+
+class Uname(NamedTuple):
+    """`platform.uname`'s first four fields. ``node`` is the host name: never sent."""
+
+    system: str
+    node: str
+    release: str
+    machine: str
+
+
+@functools.cache
+def uname() -> Uname:
+    if hasattr(os, "uname"):
+        raw = os.uname()
+        return Uname(raw.sysname, raw.nodename, raw.release, raw.machine)
+    import platform
+
+    return Uname(platform.system(), platform.node(), platform.release(), platform.machine())
+
+
+def python_implementation() -> str:
+    """``CPython``, ``PyPy``, ...: as `platform.python_implementation` says."""
+    name = IMPLEMENTATIONS.get(sys.implementation.name)
+    if name is None:
+        import platform
+
+        return platform.python_implementation()
+    return name
+
+
+def python_version() -> str:
+    """``3.11.7``, ``3.13.0rc1``: `sys.version`'s first word, as `platform.python_version`
+    reads it (a version of two numbers gets ``.0``)."""
+    version = sys.version.split(maxsplit=1)[0] if sys.version else ""
+    if not version[:1].isdigit():
+        import platform
+
+        return platform.python_version()
+    return f"{version}.0" if version.count(".") == 1 else version
