@@ -31,7 +31,8 @@ only in a host that has not imported them already (Flower Datasets imports them 
   tracked function belongs to a distribution (a script's does not): about 20 ms;
 - `tempfile` only when a file is written (the source id, the hardware cache): 4 ms;
 - the machine's and Python's names come from `os.uname` and `sys` (`_machine`), not
-  `platform` (2 ms) or `socket` (3 ms);
+  `platform` (2 ms) or `socket` (3 ms); the source id is made by `_runtime.random_uuid`
+  and read by `_identity.canonical_uuid`, not `uuid` (which imports `platform`);
 - the event's date is formatted with `time`, not `datetime`: 3 ms;
 - `logging` is imported only with logging on, or before requests for in-process
   delivery (`_log`, `_lifecycle.import_logging`): 6 ms;
