@@ -30,7 +30,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from . import _machine, _outbox, _runtime
+from . import _files, _machine, _outbox, _runtime
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -175,7 +175,7 @@ def _read_backoff(telemetry: int, endpoint: str) -> tuple[float, float] | None:
     """``(until, delay)`` stored for ``endpoint``, if any."""
     raw = _outbox.read_regular(telemetry, _backoff_name(endpoint), 4096)
     try:
-        stored = json.loads(raw) if raw else None
+        stored = _files.parse_json(raw) if raw else None
     except ValueError:
         return None
     if not isinstance(stored, dict) or stored.get("endpoint") != endpoint:

@@ -21,7 +21,7 @@ import contextlib
 import errno
 import os
 import stat
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -103,6 +103,18 @@ def read_or_none(path: Path, max_bytes: int) -> bytes | None:
         return read_regular(path, max_bytes)
     except (OSError, ValueError):
         return None
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """`json.loads` for what a file or a child gave us: anything it cannot read is a
+    `ValueError` — nesting too deep for the parser too, which raises `RecursionError`
+    (``b"[" * 3000`` in a file of a few KiB)."""
+    import json  # with the first file read, not with the package
+
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def make_home(home: Path) -> bool:

@@ -220,7 +220,7 @@ def decode(name: str, data: bytes | None) -> Entry | None:
         return None
     head, newline, body = data[len(MAGIC) :].partition(b"\n")
     try:
-        header = json.loads(head) if newline else None
+        header = _files.parse_json(head) if newline else None
     except ValueError:
         return None
     if not isinstance(header, dict):
@@ -250,7 +250,7 @@ def _file_name(when: float, size: int, suffix: str, order: int = 0) -> str:
 def _read_counts(telemetry: int) -> dict[str, int]:
     counts = dict.fromkeys(DROP_REASONS, 0)
     try:
-        stored = json.loads(read_regular(telemetry, _COUNTS, 4096) or b"{}")
+        stored = _files.parse_json(read_regular(telemetry, _COUNTS, 4096) or b"{}")
     except ValueError:
         stored = {}
     if isinstance(stored, dict):

@@ -27,13 +27,12 @@ at worst, never half (a body cut short never makes a whole request).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from typing import TYPE_CHECKING, Final
 
-from . import _delivery, _outbox
+from . import _delivery, _files, _outbox
 from ._config import read_config
 
 if TYPE_CHECKING:
@@ -131,7 +130,7 @@ class Uploader:
         if claimed is None:
             return True  # another uploader has it
         try:
-            payload = json.loads(entry.body)
+            payload = _files.parse_json(entry.body)
         except ValueError:
             _outbox.finish(outbox, claimed)
             _outbox.count_drops(telemetry, {"corrupt": 1})

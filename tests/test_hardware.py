@@ -177,3 +177,10 @@ def _eventually(condition: Any, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.02)
     return bool(condition())
+
+
+def test_a_cache_too_deeply_nested_to_parse_is_not_trusted(home: Path) -> None:
+    cache = home / "telemetry" / "hardware.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"[" * 3000)  # json's parser raises RecursionError
+    assert hardware.read_cache(cache, hardware.machine_key()) is None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from flwr_datasets_telemetry import _outbox
+from flwr_datasets_telemetry import _delivery, _outbox
 from flwr_datasets_telemetry._outbox import Entry
 
 from .helpers import REPO, as_unprivileged
@@ -136,9 +136,13 @@ NAME = "{:020d}-0000100-{:012x}.ev"
         b'FLWRT1 ["a list"]\n{}',
         _outbox.MAGIC + b'{"time": "soon", "endpoint": 3, "size": 2, "crc": 0}\n{}',
         good_file(b"x" * (_outbox.MAX_ENTRY + 10)),
+        _outbox.MAGIC + b"[" * 3000 + b"\n{}",  # the parser raises RecursionError
     ],
-    ids=["empty", "truncated", "changed", "zeros", "bad-json", "list", "bad-types", "huge"],
-)
+    ids=[
+        "empty", "truncated", "changed", "zeros", "bad-json", "list", "bad-types", "huge",
+        "deep",
+    ],
+)  # fmt: skip
 def test_bad_files_are_skipped_never_raised(home: Path, data: bytes) -> None:
     write_raw(home, NAME.format(1, 1), data)
     write_raw(home, NAME.format(2, 2), good_file(body(7)))
@@ -350,3 +354,33 @@ def test_a_batch_that_cannot_be_written_whole_leaves_nothing_behind(
     with pytest.raises(_outbox.OutboxError):
         _outbox.append_many(str(home), URL, [body(n) for n in range(5)])
     assert _outbox.waiting(str(home)) == []
+
+
+DEEP = b"[" * 3000  # a few KiB that json's parser meets with RecursionError
+
+
+def test_a_deeply_nested_drop_count_file_reads_as_no_drops(home: Path) -> None:
+    (home / "telemetry").mkdir(parents=True)
+    (home / "telemetry" / "dropped.json").write_bytes(DEEP)
+    assert _outbox.dropped(str(home)) == dict.fromkeys(_outbox.DROP_REASONS, 0)
+    _outbox.append(str(home), URL, body(1))  # and the outbox still takes events
+    assert [e.body for e in _outbox.waiting(str(home))] == [body(1)]
+
+
+def test_a_deeply_nested_record_is_skipped(home: Path) -> None:
+    _outbox.record(str(home), _outbox.Entry("x", 1.0, URL, body(1), None, None), "delivered")
+    folder = home / "telemetry" / "record"
+    (folder / "00000000000000000001-0000010-000000000001.rec").write_bytes(
+        _outbox.MAGIC + DEEP + b"\n{}"
+    )
+    assert [e.body for e in _outbox.records(str(home))] == [body(1)]
+
+
+def test_a_deeply_nested_back_off_file_is_no_back_off(home: Path) -> None:
+    _outbox.append(str(home), URL, body(1))
+    with _outbox.opened(str(home)) as (telemetry, _):
+        _delivery.note_failure(telemetry, URL)
+        assert _delivery.backing_off(telemetry, URL) is not None
+        (name,) = [n for n in os.listdir(home / "telemetry") if n.startswith("backoff-")]
+        (home / "telemetry" / name).write_bytes(DEEP)
+        assert _delivery.backing_off(telemetry, URL) is None

@@ -192,6 +192,19 @@ def test_corrupt_entries_are_dropped_and_counted(endpoint: Endpoint, home: Path)
     assert _outbox.dropped(str(home))["corrupt"] == 1
 
 
+def test_an_entry_too_deeply_nested_to_parse_is_dropped_and_the_rest_delivered(
+    endpoint: Endpoint, home: Path
+) -> None:
+    """A whole entry (right size and CRC) whose body makes json's parser raise
+    RecursionError: dropped as corrupt, not the end of the uploader."""
+    _outbox.append(str(home), endpoint.url, b"[" * 3000)
+    good = fill(home, endpoint.url, range(2))
+    run_uploader(home)
+    assert sorted(endpoint.bodies) == sorted(good)
+    assert _outbox.waiting(str(home)) == []
+    assert _outbox.dropped(str(home))["corrupt"] == 1
+
+
 @pytest.mark.parametrize(
     "opt_out",
     [

@@ -41,11 +41,12 @@ def write_cache(path: Path, key: str, facts: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from .._files import parse_json
     from .._spawn import run_isolated
 
     output = run_isolated("cpuinfo", ["--json"], CPUINFO_TIMEOUT)
     try:
-        info = json.loads(output) if output is not None else None
+        info = parse_json(output) if output is not None else None
     except ValueError:
         info = None
     if not isinstance(info, dict):

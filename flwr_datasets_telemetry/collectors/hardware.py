@@ -21,7 +21,6 @@ A preview (``dry_run``) reads the cache and nothing else.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -79,7 +78,7 @@ def read_cache(path: Path, key: str) -> dict[str, Any] | None:
     """The cached CPU facts for machine ``key``; ``None`` if absent, foreign or corrupt."""
     raw = _files.read_or_none(path, MAX_CACHE_BYTES)
     try:
-        cached = json.loads(raw) if raw is not None else None
+        cached = _files.parse_json(raw) if raw is not None else None
     except ValueError:
         return None
     if not isinstance(cached, dict) or cached.get("machine") != key:
