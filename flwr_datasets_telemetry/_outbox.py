@@ -367,8 +367,10 @@ def _trim(outbox: int, found: list[str], now: float, drops: dict[str, int]) -> N
         return
     sizes = [int(name[21:28]) for name in kept]
     total = sum(sizes)
-    for name, size in zip(kept, sizes, strict=True):
-        if len(kept) - drops["full"] <= MAX_EVENTS and total <= MAX_BYTES:
+    # An event is gone whoever unlinked it: another trim, an uploader's claim. Counting
+    # only our own unlinks made racing trims delete younger events the bounds allow.
+    for gone, (name, size) in enumerate(zip(kept, sizes, strict=True)):
+        if len(kept) - gone <= MAX_EVENTS and total <= MAX_BYTES:
             break
         drops["full"] += unlink(outbox, name)
         total -= size

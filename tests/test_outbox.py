@@ -68,6 +68,22 @@ def test_count_bound_drops_the_oldest_and_counts_them(home: Path) -> None:
     assert _outbox.dropped(str(home))["full"] == 5
 
 
+def test_a_trim_racing_another_deletes_no_event_the_bounds_allow(home: Path) -> None:
+    """Two hosts trim an outbox 10 over its bound from the same listing; one has
+    already deleted the 10 oldest when the other starts. The second must delete none:
+    an event gone is gone, whoever unlinked it."""
+    for n in range(_outbox.MAX_EVENTS + 10):
+        write_raw(home, NAME.format(1000 + n, n), good_file(body(n)))
+    listing = outbox_files(home)
+    for name in listing[:10]:  # the first trim's work
+        (home / "telemetry" / "outbox" / name).unlink()
+    drops = dict.fromkeys(_outbox.DROP_REASONS, 0)
+    with _outbox.opened(str(home)) as (_, outbox):
+        _outbox._trim(outbox, listing, 2000.0, drops)  # the second, from the same listing
+    assert outbox_files(home) == listing[10:]
+    assert drops["full"] == 0
+
+
 def test_byte_bound(home: Path) -> None:
     for n in range(40):  # 40 x 50 KiB: twice the bound
         _outbox.append(str(home), URL, body(n, 50_000), now=1000.0 + n)
