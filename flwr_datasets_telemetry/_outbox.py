@@ -466,7 +466,10 @@ def recover(outbox: int, now: float | None = None) -> int:
         elif name.startswith(".tmp-"):
             with contextlib.suppress(OSError):
                 info = os.stat(name, dir_fd=outbox, follow_symlinks=False)
-                if abs(current - info.st_mtime) > STALE_TEMP:
+                # Both times: `take` renames an event (keeping its old mtime) to a
+                # temporary name it is about to read; the rename is its ctime.
+                times = (info.st_mtime, info.st_ctime)
+                if min(abs(current - t) for t in times) > STALE_TEMP:
                     os.unlink(name, dir_fd=outbox)
     return back
 

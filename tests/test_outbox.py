@@ -232,6 +232,23 @@ def test_stale_claims_come_back_fresh_ones_stay(home: Path) -> None:
         assert _outbox.waiting_names(outbox) == [names[0], names[2]]
 
 
+def test_an_old_event_just_taken_is_not_a_dead_writer_s_temporary_file(home: Path) -> None:
+    """`take` renames an event to a temporary name, then reads it: an event older than
+    `STALE_TEMP` keeps its old mtime through the rename, and a `recover` in between
+    must not delete it as a dead writer's file (it would vanish unrecorded)."""
+    name = _outbox.append(str(home), URL, body(1))
+    path = home / "telemetry" / "outbox" / name
+    hours_ago = time.time() - 2 * _outbox.STALE_TEMP
+    os.utime(path, (hours_ago, hours_ago))
+    taken = path.with_name(".tmp-000000000001")
+    path.rename(taken)  # `take`'s first step
+    with _outbox.opened(str(home)) as (_, outbox):
+        _outbox.recover(outbox)
+        assert taken.exists()
+        _outbox.recover(outbox, time.time() + 2 * _outbox.STALE_TEMP)  # really left behind
+        assert not taken.exists()
+
+
 def test_record_keeps_the_last_thousand(home: Path) -> None:
     for n in range(_outbox.RECORD_EVENTS + 3):
         assert _outbox.record(str(home), Entry("", 1.0, URL, body(n)), f"outcome {n}")
