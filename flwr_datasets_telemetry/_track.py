@@ -44,6 +44,10 @@ _SCALARS = frozenset({int, float, bool, type(None), bytes})
 
 #: Longer strings and bytes are remembered by length and hash, not kept alive.
 _LONG: Final = 256
+#: How a person stops a program: Ctrl-C, or a signal handler's ``sys.exit``. Raised
+#: while our code runs on the caller's thread, they are the person's and pass through
+#: (except over the host's own exception); anything else raised there is swallowed.
+STOPPING: Final = (KeyboardInterrupt, SystemExit)
 
 
 def _token(value: object) -> Hashable:
@@ -94,9 +98,8 @@ class _Tracker:
     ) -> None:
         """Hand the finished call over, unless the same call was handed over before.
 
-        Building the key is the cost of every call.
-        Only `Exception` is swallowed: a `KeyboardInterrupt` raised here by the host's
-        signal handler is the user's, not ours.
+        Building the key is the cost of every call. Never raises, but for
+        `STOPPING` (see there).
         """
         try:
             runtime = self.state.current
@@ -134,7 +137,9 @@ class _Tracker:
                 self.event_type, self.module, arguments, outcome, details
             )
             runtime.submit(call, key)
-        except Exception:
+        except STOPPING:
+            raise
+        except BaseException:  # `details` is the maintainer's code: GeneratorExit, ...
             pass
 
 
@@ -162,7 +167,10 @@ def track(event_type: str, *, details: DetailsFactory | None = None) -> TrackDec
                 try:
                     result = await func(*args, **kwargs)
                 except BaseException as error:
-                    record(args, kwargs, error)
+                    try:
+                        record(args, kwargs, error)
+                    except BaseException:  # the host's own error wins, whatever ours
+                        pass
                     raise
                 record(args, kwargs, None)
                 return result
@@ -178,7 +186,10 @@ def track(event_type: str, *, details: DetailsFactory | None = None) -> TrackDec
             try:
                 result = func(*args, **kwargs)
             except BaseException as error:
-                record(args, kwargs, error)
+                try:
+                    record(args, kwargs, error)
+                except BaseException:  # the host's own error wins, whatever ours
+                    pass
                 raise
             if repeat is not None:  # then a repeat costs one look-up, not `record`
                 runtime = state.current
@@ -243,7 +254,9 @@ def emit(
         picked = {k: v for k, v in arguments.items() if k in ARGUMENT_NAMES} if arguments else {}
         extra = dict(details) if details else None
         runtime.submit(TrackedCall.handed_over(event_type, module, picked, SUCCESS, extra), key)
-    except Exception:
+    except STOPPING:
+        raise
+    except BaseException:  # the caller's mapping: whatever its `items` raises
         pass
     return True
 

@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from enum import Enum
 
 from . import _runtime
-from ._track import emit
+from ._track import STOPPING, emit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,7 +93,9 @@ def event(
     if runtime is not None:
         try:
             outcome = _hand_over(event_type, event_details, runtime)
-        except Exception:
+        except STOPPING:
+            raise
+        except BaseException:  # the caller's mapping: whatever it raises
             outcome = IGNORED
     future.set_result(outcome)
     return future
@@ -111,7 +113,9 @@ def _hand_over(
     if event_details is not None:
         try:
             _pick(event_details.get, arguments, details)
-        except Exception:  # not a mapping, or one that raises: the event goes bare
+        except STOPPING:
+            raise
+        except BaseException:  # not a mapping, or one that raises: the event goes bare
             arguments.clear()
             details.clear()
     try:

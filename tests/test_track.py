@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flwr_datasets_telemetry import event, track
+from flwr_datasets_telemetry import compat, event, track
 from flwr_datasets_telemetry.testing import CapturedEvents
 
 from .fake_flwr_datasets import FederatedDataset
@@ -135,6 +135,81 @@ def test_a_raising_details_factory_is_ignored(captured: CapturedEvents) -> None:
         return 7
 
     assert work() == 7
+
+
+class NotAnException(BaseException):
+    """A `BaseException` that is neither of the two a person stops a program with."""
+
+
+@pytest.mark.parametrize("raised", [GeneratorExit, NotAnException])
+def test_a_details_factory_raising_any_base_exception_costs_only_the_event(
+    captured: CapturedEvents, raised: type[BaseException]
+) -> None:
+    def broken(*_: Any) -> dict[str, Any]:
+        raise raised
+
+    @track("broken_details", details=broken)
+    def work() -> int:
+        return 7
+
+    assert work() == 7
+    assert captured.payloads() == []
+
+
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt, GeneratorExit, NotAnException])
+def test_the_host_s_own_exception_wins_over_anything_the_details_factory_raises(
+    captured: CapturedEvents, raised: type[BaseException]
+) -> None:
+    def broken(*_: Any) -> dict[str, Any]:
+        raise raised
+
+    @track("broken_details", details=broken)
+    def work() -> None:
+        raise Boom("the host's")
+
+    @track("broken_details", details=broken)
+    async def work_async() -> None:
+        raise Boom("the host's, async")
+
+    with pytest.raises(Boom, match=r"the host's$"):
+        work()
+    with pytest.raises(Boom, match="the host's, async"):
+        asyncio.run(work_async())
+
+
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
+def test_ctrl_c_or_sys_exit_while_details_run_are_the_person_s(
+    captured: CapturedEvents, raised: type[BaseException]
+) -> None:
+    """How a person stops a program (a signal handler's, as likely as the factory's):
+    never swallowed."""
+
+    def interrupted(*_: Any) -> dict[str, Any]:
+        raise raised
+
+    @track("interrupted", details=interrupted)
+    def work() -> int:
+        return 7
+
+    with pytest.raises(raised):
+        work()
+
+
+class HostileMapping(dict[str, Any]):
+    def items(self) -> Any:
+        raise GeneratorExit
+
+    def get(self, *_: Any) -> Any:
+        raise NotAnException
+
+
+def test_a_details_mapping_raising_any_base_exception_never_reaches_the_caller(
+    captured: CapturedEvents,
+) -> None:
+    event("hostile", HostileMapping(dataset="mnist"))
+    compat.event(compat.EventType.LOAD_PARTITION_CALLED, HostileMapping(dataset="mnist"))
+    event("after")
+    assert "after" in [p["event_type"] for p in captured.payloads()]
 
 
 def test_event_by_hand(captured: CapturedEvents) -> None:
