@@ -29,8 +29,10 @@ from ._config import Config, read_config
 TYPE_CHECKING = False  # import cost: see the package docstring
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Hashable, Mapping
-    from typing import Final
+    from collections.abc import Callable, Hashable, Mapping
+    from typing import Any, Final, TypeVar
+
+    T = TypeVar("T")
 
     from ._call import TrackedCall
     from ._pipeline import Pipeline
@@ -71,9 +73,17 @@ def import_guarded(name: str) -> None:
     """
     if name in sys.modules:
         return
+    run_guarded(__import__, name)
+
+
+def run_guarded(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` with `IMPORT_GUARD` held: for standard-library calls that
+    import as they go (``sysconfig.get_paths`` its ``_sysconfigdata`` module, under a
+    lock of its own on 3.12; `importlib.metadata` the `email` parser). ``function``
+    must not take the guard itself: it is not re-entrant."""
     held = IMPORT_GUARD.acquire(True, _GUARD_WAIT)
     try:
-        __import__(name)
+        return function(*args)
     finally:
         if held:
             IMPORT_GUARD.release()

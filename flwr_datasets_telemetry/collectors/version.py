@@ -33,7 +33,7 @@ def _distributions_by_package() -> dict[str, list[str]]:
     _runtime.import_guarded("importlib.metadata")
     from importlib import metadata
 
-    return dict(metadata.packages_distributions())
+    return dict(_runtime.run_guarded(metadata.packages_distributions))  # reads as it imports
 
 
 @functools.cache
@@ -41,7 +41,7 @@ def _install_folders() -> tuple[Path, ...]:
     _runtime.import_guarded("sysconfig")
     import sysconfig
 
-    paths = sysconfig.get_paths()
+    paths = _runtime.run_guarded(sysconfig.get_paths)  # imports _sysconfigdata under a lock
     return tuple({Path(paths[key]).resolve() for key in ("purelib", "platlib") if key in paths})
 
 
@@ -58,11 +58,14 @@ def _distribution(name: str) -> tuple[str, str] | None:
     _runtime.import_guarded("importlib.metadata")
     from importlib import metadata
 
-    try:
-        dist = metadata.distribution(name)
-    except (metadata.PackageNotFoundError, ValueError):
-        return None
-    return dist.metadata["Name"] or name, dist.version
+    def look_up() -> tuple[str, str] | None:
+        try:
+            dist = metadata.distribution(name)
+        except (metadata.PackageNotFoundError, ValueError):
+            return None
+        return dist.metadata["Name"] or name, dist.version  # `email` parses it: imports
+
+    return _runtime.run_guarded(look_up)
 
 
 @functools.cache
