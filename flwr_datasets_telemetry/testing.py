@@ -60,5 +60,6 @@ def capture_events() -> Iterator[CapturedEvents]:
         yield captured
     finally:
         runtime.flush(10.0)
-        _runtime.STATE.current = previous
+        if _runtime.STATE.disabled_by is None:  # `disable()` in the block sticks
+            _runtime.STATE.current = previous
         runtime.close()

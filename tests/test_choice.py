@@ -128,6 +128,27 @@ print(t.flush(5), len(os.listdir("/proc/self/task")))
     assert not home.exists()
 
 
+def test_disable_inside_a_capture_block_sticks_after_it(endpoint: Endpoint, home: Path) -> None:
+    """The block ends by putting back the runtime it replaced, unless the person turned
+    telemetry off meanwhile: nothing may turn that back on."""
+    code = f"""
+import flwr_datasets_telemetry as t
+from flwr_datasets_telemetry import _runtime
+from flwr_datasets_telemetry.testing import capture_events
+with capture_events():
+    t.disable()
+print(_runtime.STATE.current is None)
+{TRACKED_CALL}
+t.event("by_hand")
+print(t.flush(5))
+"""
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "True"]
+    assert endpoint.connections == 0
+    assert not home.exists()
+
+
 def test_disable_drops_queued_events_and_forked_children_stay_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
