@@ -247,7 +247,9 @@ def _home(environ: Mapping[str, str], problems: list[str]) -> str | None:
     if home.startswith("~"):
         why = "names no home folder that exists"
     else:
-        home = os.path.abspath(home)  # the same folder after a chdir, and in the uploader
+        # From the folder the process started in: the same after a chdir (children get
+        # it absolute: `_spawn._environment`).
+        home = os.path.normpath(os.path.join(STARTED_IN, home))
         if os.path.lexists(home) and (os.path.islink(home) or not os.path.isdir(home)):
             why = "is not a folder"
         elif not os.path.isdir(os.path.dirname(home)):

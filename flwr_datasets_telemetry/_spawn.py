@@ -213,16 +213,22 @@ def reap() -> None:
 
 
 def _environment() -> dict[str, str] | None:
-    """The host's environment for a child, with a relative ``FLWR_TELEMETRY_MACHINE_CONFIG``
-    made absolute (from the folder the host started in): a child runs in `SAFE_FOLDER`,
-    where the same words would name another file, and the uploader reads that file
-    before each delivery. ``None``: the environment as it is."""
+    """The host's environment for a child, with a relative ``FLWR_HOME`` or
+    ``FLWR_TELEMETRY_MACHINE_CONFIG`` made absolute (from the folder the host started
+    in): a child runs in `SAFE_FOLDER`, where the same words would name another folder
+    or file, and the uploader reads the settings there before each delivery. ``None``:
+    the environment as it is."""
     from ._choice import MACHINE_FILE_VARIABLE, machine_file
+    from ._config import STARTED_IN
 
+    changed: dict[str, str] = {}
     raw = os.environ.get(MACHINE_FILE_VARIABLE, "").strip()
-    if not raw or os.path.isabs(raw):
-        return None
-    return {**os.environ, MACHINE_FILE_VARIABLE: machine_file(os.environ)}
+    if raw and not os.path.isabs(raw):
+        changed[MACHINE_FILE_VARIABLE] = machine_file(os.environ)
+    home = os.environ.get("FLWR_HOME", "").strip()
+    if home and not home.startswith("~") and not os.path.isabs(home):
+        changed["FLWR_HOME"] = os.path.normpath(os.path.join(STARTED_IN, home))
+    return {**os.environ, **changed} if changed else None
 
 
 def _start(

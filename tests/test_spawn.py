@@ -482,3 +482,21 @@ def test_a_child_reads_the_machine_settings_file_the_host_reads(
     assert [s for s in sources if s.startswith("machine setting")] == [
         f"machine setting {expected}"
     ]
+
+
+def test_a_child_uses_the_home_the_host_uses_when_it_is_relative(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A relative ``FLWR_HOME`` names a folder from where the host started, after a
+    chdir too; the uploader, run in ``/``, must read the settings of that same home
+    before each delivery (a hand-written ``telemetry = disabled`` there), not
+    ``/<relative>``."""
+    from flwr_datasets_telemetry._config import STARTED_IN, read_config
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("FLWR_HOME", os.path.relpath(home, STARTED_IN))
+    monkeypatch.chdir(tmp_path)  # the host moves: the same home
+    assert read_config().home == str(home)
+    output = _spawn.run_isolated("flwr_datasets_telemetry", ["status", "--json"], timeout=60)
+    assert output is not None
+    assert json.loads(output)["source_file"] == str(home / "source")
