@@ -55,6 +55,7 @@ RECORDED_LOCALLY: Final = "recorded locally (local-only mode), never uploaded"
 NOT_RECORDED: Final = "dropped: local-only and the record cannot be written"
 OVERSIZED: Final = "dropped: larger than the outbox takes"
 DROPPED_OFFLINE: Final = "dropped: offline and the outbox cannot be written"
+DROPPED_DISABLED: Final = "dropped: telemetry was turned off (disable())"
 
 _OFFLINE_VARIABLES: Final = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 _SPAWN: Final = f"{__package__}._spawn"
@@ -355,11 +356,16 @@ def ensure_uploader(telemetry: int, home: str, started: Callable[[], None] | Non
     """
     if os.getpid() in _cannot_start:
         return False
+    if _turned_off():  # `disable()` came meanwhile: no file, no process
+        return True  # after it (the caller takes its events back)
     if uploader_running(telemetry) is True or not _announce_start(telemetry):
         return True
     _runtime.import_guarded(_SPAWN)  # with `subprocess`: 5 ms a host that starts none saves
     from . import _spawn
 
+    if _turned_off():  # `disable()` came meanwhile: no process after it
+        clear_start(telemetry)
+        return True
     if _spawn.start_detached(UPLOADER_MODULE, [os.path.abspath(home)], started=started):
         return True
     clear_start(telemetry)
@@ -460,6 +466,8 @@ def _hand_over(  # noqa: PLR0913 - `hand_over_many`'s, plus where names go
     nowhere = [DROPPED_OFFLINE if is_offline else None] * len(bodies)
     if home is None or sys.platform == "win32":
         return nowhere
+    if _turned_off():  # `disable()` on another thread, since the check
+        return [DROPPED_DISABLED] * len(bodies)  # before building: write nothing
     try:
         names[:] = _outbox.append_many(home, endpoint, bodies)
     except OSError:
@@ -471,8 +479,8 @@ def _hand_over(  # noqa: PLR0913 - `hand_over_many`'s, plus where names go
     told(len(written))
     done = in_outbox if in_outbox is not None else _nothing
     taken_back: set[str] = set()
-    if is_offline or not written:
-        done()
+    if is_offline or not written or _turned_off():  # (the caller takes
+        done()  # back what `disable()` found written: start nothing for them)
         outcome = QUEUED_OFFLINE if is_offline else QUEUED
     else:
         try:
@@ -488,6 +496,11 @@ def _hand_over(  # noqa: PLR0913 - `hand_over_many`'s, plus where names go
 
 def _nothing() -> None:
     pass
+
+
+def _turned_off() -> bool:
+    """Whether `disable()` ran, maybe on another thread since the last look."""
+    return _runtime.STATE.disabled_by is not None
 
 
 def _ignore(_: int) -> None:

@@ -239,6 +239,40 @@ t.flush(5)
     assert recorded_outcomes(home) == _delivery.RECORDED_LOCALLY  # one record, that one
 
 
+DISABLE_DURING_HAND_OVER = """
+import os, threading
+import flwr_datasets_telemetry as t
+from flwr_datasets_telemetry import _delivery, _outbox
+real = _outbox.{step}
+def racing(*args, **kwargs):
+    thread = threading.Thread(target=t.disable)  # as a host thread would, meanwhile
+    thread.start()
+    thread.join()
+    return real(*args, **kwargs)
+_outbox.{step} = racing
+t.event('one')
+t.flush(5)
+folder = os.path.join(os.environ["FLWR_HOME"], "telemetry")
+print(sorted(os.listdir(folder)) if os.path.isdir(folder) else [])
+"""
+
+
+@pytest.mark.parametrize("step", ["append_many", "opened"])
+def test_disable_during_a_hand_over_writes_and_starts_nothing_after_it(
+    endpoint: Endpoint, home: Path, step: str
+) -> None:
+    """`disable()` from another thread while the sender hands events over (before the
+    outbox write, or before the uploader's start): no event stays written, no uploader
+    starts after it returned."""
+    code = DISABLE_DURING_HAND_OVER.format(step=step)
+    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST})
+    assert run.returncode == 0, run.stderr
+    assert "uploader.lock" not in run.stdout
+    assert "uploader.starting" not in run.stdout
+    assert json.loads(cli("log", "--json").stdout)["waiting"] == []
+    assert endpoint.connections == 0
+
+
 def test_local_only_mode_chosen_when_no_uploader_can_start_still_never_uploads(
     endpoint: Endpoint, home: Path
 ) -> None:
