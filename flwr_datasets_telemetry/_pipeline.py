@@ -208,9 +208,9 @@ class Pipeline:
 
     def _prepare(self, call: TrackedCall) -> Ready | None:
         """Build, log and date ``call``; ``None`` if it repeats an event already sent."""
-        notes: list[str] = []
+        notes: list[str] | None = [] if self.config.logging else None  # seen only then
         payload = self.build(call, notes)
-        for note in notes:
+        for note in notes or ():
             _log.log(f"event {call.event_type}: {note}")
         key = json.dumps(payload, sort_keys=True)
         if key in self._sent:
