@@ -542,19 +542,30 @@ def _start_delivery(
 
 def retract(home: str | None, names: list[str], record_as: str | None = None) -> list[str]:
     """Take this process's own events back out of the outbox (an opt-out, or local-only
-    mode, chosen after they were handed over); the names taken back. Those an uploader
-    already claimed are beyond reach. With ``record_as``, each event taken back is kept
-    in the record with that outcome (local-only mode still records). Never raises."""
+    mode, chosen after they were handed over); the names taken back. An event an
+    uploader has claimed is taken back too: a send already under way cannot be
+    stopped, but the uploader then finds its claim gone, so it neither records nor
+    retries it (one that failed would be sent again after a back-off otherwise). With
+    ``record_as``, each event taken back is kept in the record with that outcome
+    (local-only mode still records). Never raises."""
     taken: list[str] = []
     if home is None or not names:
         return taken
     batch = list(names)  # the sender may append meanwhile: only these are dealt with
     try:
         with _outbox.opened(home) as (_, outbox):
+            claims: dict[str, str] | None = None
             for name in batch:
                 was_there, data = _outbox.take(outbox, name, _outbox.MAX_ENTRY)
                 if not was_there:
-                    continue
+                    if claims is None:  # listed once, and only if an uploader has some
+                        claims = _outbox.claims(outbox)
+                    claimed = claims.get(name)
+                    if claimed is None:
+                        continue
+                    was_there, data = _outbox.take(outbox, claimed, _outbox.MAX_ENTRY)
+                    if not was_there:
+                        continue
                 taken.append(name)
                 entry = _outbox.decode(name, data)
                 if record_as is not None and entry is not None:

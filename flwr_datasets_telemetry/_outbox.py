@@ -428,6 +428,15 @@ def release(outbox: int, claimed: str) -> bool:
     return True
 
 
+def claims(outbox: int) -> dict[str, str]:
+    """The claimed events: each event's name, with the name of its claim."""
+    return {
+        name.split(".claim-", maxsplit=1)[0]: name
+        for name in _names(outbox)
+        if _CLAIMED.fullmatch(name)
+    }
+
+
 def exists(folder: int, name: str) -> bool:
     """Whether ``name`` is (still) in ``folder``."""
     try:

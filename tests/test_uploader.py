@@ -582,6 +582,29 @@ def test_taking_an_event_back_is_one_step_no_claim_can_come_between(
         assert sorted(os.listdir(home / "telemetry" / "outbox")) == names[1:]  # no temp left
 
 
+@pytest.mark.parametrize("record_as", [None, _delivery.RECORDED_LOCALLY])
+def test_an_opt_out_takes_back_an_event_an_uploader_is_sending(
+    home: Path, monkeypatch: pytest.MonkeyPatch, record_as: str | None
+) -> None:
+    """An uploader retrying an event (5xx, Retry-After: up to about 10 s) holds it
+    claimed; an opt-out meanwhile must still stop it: the claim is taken away, so the
+    uploader can neither put it back for another try nor record it as sent."""
+    config = Config(home=str(home), endpoint=refused_url())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    names: list[str] = []
+    _delivery.hand_over_many(config, [event(1), event(2)], config.endpoint, appended=names)
+    with _outbox.opened(str(home)) as (_, outbox):
+        claimed = _outbox.claim(outbox, names[0], "0123456789ab")  # the uploader's send
+        assert claimed is not None
+        taken = _delivery.retract(str(home), list(names), record_as)
+        assert sorted(taken) == sorted(names)
+        assert not _outbox.release(outbox, claimed)  # its failed try cannot come back
+        assert not _outbox.exists(outbox, claimed)  # `Uploader.one` then records nothing
+        assert os.listdir(home / "telemetry" / "outbox") == []
+    recorded = sorted(entry.body for entry in _outbox.records(str(home)))
+    assert recorded == ([] if record_as is None else [event(1), event(2)])
+
+
 def test_local_only_records_and_never_queues(home: Path) -> None:
     config = Config(home=str(home), endpoint=refused_url(), local_only=True)
     assert _delivery.hand_over(config, event(1), config.endpoint) == _delivery.RECORDED_LOCALLY
