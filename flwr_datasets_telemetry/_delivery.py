@@ -212,6 +212,24 @@ def note_failure(telemetry: int, endpoint: str, now: float | None = None) -> flo
     return delay
 
 
+def forget_old_backoffs(telemetry: int, now: float | None = None) -> None:
+    """Delete the back-offs that ended more than `MAX_BACKOFF` ago, lie further ahead
+    than that (a clock set back), or cannot be read: every endpoint that ever failed
+    leaves one, and past that age it doubles nothing any more. Run by the uploader."""
+    current = time.time() if now is None else now
+    for name in _outbox.backoff_names(telemetry):
+        raw = _outbox.read_regular(telemetry, name, 4096)
+        if raw is None:
+            continue  # not a regular file of ours: left alone
+        try:
+            stored = _files.parse_json(raw)
+        except ValueError:
+            stored = None
+        until = stored.get("until") if isinstance(stored, dict) else None
+        if not isinstance(until, (int, float)) or not abs(current - until) <= MAX_BACKOFF:
+            _outbox.unlink(telemetry, name)
+
+
 def note_reachable(telemetry: int, endpoint: str) -> None:
     """The endpoint took an event: the back-off starts from scratch next time."""
     with contextlib.suppress(OSError):

@@ -428,6 +428,11 @@ def release(outbox: int, claimed: str) -> bool:
     return True
 
 
+def backoff_names(telemetry: int) -> list[str]:
+    """The back-off files `_delivery` keeps, one per endpoint that failed."""
+    return [name for name in _names(telemetry) if _BACKOFF.fullmatch(name)]
+
+
 def claims(outbox: int) -> dict[str, str]:
     """The claimed events: each event's name, with the name of its claim."""
     return {

@@ -95,6 +95,7 @@ class Uploader:
         """Deliver what waits, until nothing new is left to try."""
         with _outbox.opened(self.home) as (telemetry, outbox):
             _outbox.recover(outbox)
+            _delivery.forget_old_backoffs(telemetry)
             _outbox.count_drops(telemetry, _outbox.trim(outbox, time.time()))
             while not self.stopped:
                 names = [n for n in _outbox.waiting_names(outbox) if n not in self.tried]

@@ -605,6 +605,24 @@ def test_an_opt_out_takes_back_an_event_an_uploader_is_sending(
     assert recorded == ([] if record_as is None else [event(1), event(2)])
 
 
+def test_the_uploader_forgets_back_offs_that_ended_long_ago(endpoint: Endpoint, home: Path) -> None:
+    """One back-off file per endpoint that ever failed: an uploader deletes those that
+    ended more than a day ago (they double nothing any more), the corrupt ones, and
+    keeps those that still count."""
+    day = _delivery.MAX_BACKOFF
+    good = fill(home, endpoint.url, range(1))
+    with _outbox.opened(str(home)) as (telemetry, _):
+        _delivery.note_failure(telemetry, "https://old.example/", now=time.time() - 2 * day)
+        _delivery.note_failure(telemetry, "https://recent.example/", now=time.time() - day / 2)
+        _delivery.note_failure(telemetry, "https://ahead.example/", now=time.time() + 2 * day)
+    (home / "telemetry" / "backoff-0000000a.json").write_bytes(b"[" * 3000)
+    run_uploader(home)
+    assert endpoint.bodies == good
+    with _outbox.opened(str(home)) as (telemetry, _):
+        left = _outbox.backoff_names(telemetry)
+        assert left == [_delivery._backoff_name("https://recent.example/")]
+
+
 def test_local_only_records_and_never_queues(home: Path) -> None:
     config = Config(home=str(home), endpoint=refused_url(), local_only=True)
     assert _delivery.hand_over(config, event(1), config.endpoint) == _delivery.RECORDED_LOCALLY
