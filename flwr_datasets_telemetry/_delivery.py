@@ -273,20 +273,21 @@ def uploader_running(telemetry: int) -> bool | None:
 
 
 def take_lock(telemetry: int, attempts: int = 40) -> tuple[int, bool] | None:
-    """The uploader's exclusive lock: its descriptor and whether it is a real lock;
-    ``None`` if another uploader holds it.
+    """The uploader's exclusive lock: its descriptor (-1 for none) and whether it is a
+    real lock; ``None`` if another uploader holds it.
 
     A host's probe holds a shared lock for microseconds: a few short retries tell it
-    from a live uploader. Where locks are not supported (some NFS and Lustre mounts)
-    the lock is not needed for correctness — claims keep the outbox correct — but more
-    than one uploader may run, so none of them waits or lingers.
+    from a live uploader. Where locks are not supported (some NFS and Lustre mounts),
+    or the lock file cannot be opened (something not ours in its place), the lock is
+    not needed for correctness — claims keep the outbox correct — but more than one
+    uploader may run, so none of them waits or lingers.
     """
     _runtime.import_guarded("fcntl")  # where no built-in imported it (hardware blocked)
     import fcntl
 
     fd = _open_lock(telemetry)
     if fd is None:
-        return None
+        return -1, False
     for _ in range(attempts):
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -311,6 +312,8 @@ def _announce_start(telemetry: int) -> bool:
                 dir_fd=telemetry,
             )
         except FileExistsError:
+            if not _is_regular(telemetry, STARTING):
+                return True  # a trap we cannot remove: start without announcing
             if _starting(telemetry):
                 return False
             with contextlib.suppress(OSError):
@@ -321,6 +324,13 @@ def _announce_start(telemetry: int) -> bool:
         os.close(fd)
         return True
     return False
+
+
+def _is_regular(folder: int, name: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except OSError:
+        return True  # gone meanwhile: as if it were ours
 
 
 def _starter() -> str:

@@ -264,7 +264,8 @@ def run(home: str) -> int:
                         uploader.next_pass()
                         uploader.run_once()
                 finally:
-                    os.close(lock)  # lets go of the lock
+                    if lock >= 0:
+                        os.close(lock)  # lets go of the lock
                 if not uploader.more():
                     return 0
     except FileNotFoundError:
