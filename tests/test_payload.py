@@ -247,3 +247,29 @@ def test_the_date_is_now_in_utc_as_datetime_writes_it() -> None:
     assert parsed.utcoffset() == datetime.timedelta(0)
     assert before - datetime.timedelta(microseconds=1) <= parsed <= after
     assert len(stamp) == len("2026-11-28T09:57:02.645256+00:00")
+
+
+def test_remembering_sent_events_costs_little_memory_per_event() -> None:
+    """De-duplication keeps up to 10,000 distinct events per process: a hash each, not
+    the payload (875 bytes each, 8 MiB in all)."""
+    import tracemalloc
+
+    from flwr_datasets_telemetry._config import Config
+    from flwr_datasets_telemetry._pipeline import Pipeline
+
+    pipeline = Pipeline(Config(home=None, blocked=frozenset({"hardware"})), "cluster")
+    calls = [
+        TrackedCall.handed_over(f"kind{n}", "__main__", {}, "success", None) for n in range(2000)
+    ]
+    pipeline._prepare(calls[0])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ready = [pipeline._prepare(call) for call in calls[1:]]
+        assert all(event is not None for event in ready)
+        del ready
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept / len(calls) < 200  # bytes per remembered event
+    assert all(pipeline._prepare(call) is None for call in calls[:10])  # still remembered
