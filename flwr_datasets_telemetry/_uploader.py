@@ -205,6 +205,8 @@ class Uploader:
         if not held:  # what waits was tried and could not be sent: not now
             return None
         wait = max(0.0, min(held) - time.time())
+        if self.slept + wait > patience:
+            return None  # the next attempt is beyond this run: a later host starts one
         return self.sleep_within(patience, min(wait, LOOK_EVERY))
 
     def linger(self, patience: float) -> float | None:

@@ -284,6 +284,20 @@ def test_an_uploader_waits_out_an_outage_then_delivers_everything(home: Path) ->
         assert _delivery.backing_off(telemetry, url) is None  # it answered: back-off over
 
 
+def test_an_uploader_leaves_at_once_when_the_next_attempt_is_beyond_its_patience(
+    home: Path,
+) -> None:
+    """A back-off (a minute, doubling to a day) ending after all the sleep it may take:
+    nothing to wait for. It used to sleep its whole patience (an hour) in 1 s looks."""
+    url = refused_url()
+    before = fill(home, url, range(1))
+    code = PATIENT_UPLOADER.replace("_delivery.FIRST_BACKOFF = 0.3", "")  # a minute
+    with patient(home, code, wait="40") as uploader:  # a back-off of 60 s: beyond it
+        assert ends_by_itself(uploader, timeout=20)
+    assert [e.body for e in _outbox.waiting(str(home))] == before
+    assert "ConnectionError" in str(_outbox.records(str(home))[0].outcome)
+
+
 def test_an_uploader_lingers_for_the_rest_of_a_burst(endpoint: Endpoint, home: Path) -> None:
     """Events written just after the outbox emptied go with the same uploader."""
     first = fill(home, endpoint.url, range(1))
