@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import json
 
-import pytest
-
-from flwr_datasets_telemetry import __version__, _runtime
+from flwr_datasets_telemetry import __version__
 from flwr_datasets_telemetry._call import TrackedCall
 from flwr_datasets_telemetry.collectors import version
+
+from .helpers import run_python
 
 
 def test_owner_by_distribution_name() -> None:
@@ -39,38 +38,37 @@ def test_payload_section() -> None:
     assert facts["telemetry_version"] == __version__
 
 
-def test_standard_library_calls_that_import_as_they_go_hold_the_fork_guard(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_look_ups_import_nothing_the_fork_guard_did_not_cover() -> None:
     """``sysconfig.get_paths`` imports ``_sysconfigdata`` under a lock of its own (3.12),
-    `importlib.metadata` imports the `email` parser: a host's fork in the middle would
-    leave its child that lock held for ever. The guard makes the fork wait instead."""
-    import sysconfig
-    from importlib import metadata
-
-    held: list[str] = []
-
-    def watching(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if _runtime.IMPORT_GUARD.locked():
-                held.append(name)
-            return real(*args, **kwargs)
-
-        return call
-
-    monkeypatch.setattr(sysconfig, "get_paths", watching("get_paths", sysconfig.get_paths))
-    monkeypatch.setattr(metadata, "distribution", watching("distribution", metadata.distribution))
-    monkeypatch.setattr(
-        metadata,
-        "packages_distributions",
-        watching("packages_distributions", metadata.packages_distributions),
+    `importlib.metadata` the `email` parser as it goes: a host's fork in the middle
+    would leave its child that lock held for ever. So `get_paths` (quick) runs with the
+    guard held, and the metadata look-ups — which may read for a second, too long for a
+    fork to wait — find everything they import already imported under the guard."""
+    run = run_python(
+        """
+import json, sys
+import cpuinfo  # an import name unlike its distribution's (py-cpuinfo)
+from flwr_datasets_telemetry import _runtime
+from flwr_datasets_telemetry.collectors import version
+import sysconfig
+from importlib import metadata
+guarded = {}
+def watching(name, real):
+    def call(*args, **kwargs):
+        guarded[name] = _runtime.IMPORT_GUARD.locked()
+        return real(*args, **kwargs)
+    return call
+sysconfig.get_paths = watching("get_paths", sysconfig.get_paths)
+version._import_metadata()
+before = set(sys.modules)
+metadata.packages_distributions = watching("packages", metadata.packages_distributions)
+found = version.owner("cpuinfo")
+print(json.dumps([found, guarded, sorted(set(sys.modules) - before)]))
+""",
+        {},
     )
-    for cached in (version.owner, version._install_folders, version._distributions_by_package):
-        cached.cache_clear()
-    try:
-        assert version.owner("cpuinfo") is not None  # an import name unlike its distribution's
-    finally:
-        for cached in (version.owner, version._install_folders, version._distributions_by_package):
-            cached.cache_clear()
-    assert sorted(set(held)) == ["distribution", "get_paths", "packages_distributions"]
-    assert not _runtime.IMPORT_GUARD.locked()
+    assert run.returncode == 0, run.stderr
+    found, guarded, imported = json.loads(run.stdout)
+    assert found[0] == "py-cpuinfo"
+    assert guarded == {"get_paths": True, "packages": False}
+    assert [m for m in imported if not m.startswith("_sysconfigdata")] == []

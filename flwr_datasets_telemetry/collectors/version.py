@@ -28,12 +28,22 @@ if TYPE_CHECKING:
     from .._call import TrackedCall
 
 
+def _import_metadata() -> None:
+    """`importlib.metadata` and what its look-ups import as they go (the `email`
+    parser; on 3.13 also ``_adapters``, `datetime`, `urllib.parse`), with the fork
+    guard held: a look-up itself may then run unguarded, however long it takes."""
+    for name in ("importlib.metadata", "importlib.metadata._adapters", "email.parser"):
+        _runtime.import_guarded(name)
+
+
 @functools.cache
 def _distributions_by_package() -> dict[str, list[str]]:
-    _runtime.import_guarded("importlib.metadata")
+    _import_metadata()
     from importlib import metadata
 
-    return dict(_runtime.run_guarded(metadata.packages_distributions))  # reads as it imports
+    # Unguarded: it reads every distribution's file list (a second in a large
+    # environment), and a host's fork must not wait for that.
+    return dict(metadata.packages_distributions())
 
 
 @functools.cache
@@ -55,17 +65,14 @@ def _is_installed(top: str) -> bool:
 
 
 def _distribution(name: str) -> tuple[str, str] | None:
-    _runtime.import_guarded("importlib.metadata")
+    _import_metadata()
     from importlib import metadata
 
-    def look_up() -> tuple[str, str] | None:
-        try:
-            dist = metadata.distribution(name)
-        except (metadata.PackageNotFoundError, ValueError):
-            return None
-        return dist.metadata["Name"] or name, dist.version  # `email` parses it: imports
-
-    return _runtime.run_guarded(look_up)
+    try:
+        dist = metadata.distribution(name)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    return dist.metadata["Name"] or name, dist.version
 
 
 @functools.cache
