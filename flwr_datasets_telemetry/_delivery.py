@@ -481,21 +481,14 @@ def _hand_over(  # noqa: PLR0913 - `hand_over_many`'s, plus where names go
     ``on_written`` is told how many are in the outbox, once they are and again if some
     are taken back: until their uploader is found, those wait there for a later one."""
     home = config.home
+    if _turned_off():  # `disable()` on another thread, since the check before
+        return [DROPPED_DISABLED] * len(bodies)  # building: write nothing
     if config.local_only:
-        now = time.time()
-        return [
-            RECORDED_LOCALLY
-            if home is not None
-            and _outbox.record(home, _outbox.Entry("", now, endpoint, body), RECORDED_LOCALLY)
-            else NOT_RECORDED
-            for body in bodies
-        ]
+        return _record_locally(home, bodies, endpoint)
     is_offline = offline()
     nowhere = [DROPPED_OFFLINE if is_offline else None] * len(bodies)
     if home is None or sys.platform == "win32":
         return nowhere
-    if _turned_off():  # `disable()` on another thread, since the check
-        return [DROPPED_DISABLED] * len(bodies)  # before building: write nothing
     try:
         names[:] = _outbox.append_many(home, endpoint, bodies)
     except OSError:
@@ -520,6 +513,22 @@ def _hand_over(  # noqa: PLR0913 - `hand_over_many`'s, plus where names go
     return [
         OVERSIZED if name is None else None if name in taken_back else outcome for name in names
     ]
+
+
+def _record_locally(home: str | None, bodies: list[bytes], endpoint: str) -> list[str | None]:
+    """Local-only mode: each event goes to the record, never the outbox. A `disable()`
+    that came during the writes takes them back out (nothing stays after it)."""
+    if home is None:
+        return [NOT_RECORDED] * len(bodies)
+    now = time.time()
+    names = [
+        _outbox.record(home, _outbox.Entry("", now, endpoint, body), RECORDED_LOCALLY)
+        for body in bodies
+    ]
+    if _turned_off():
+        _outbox.unrecord(home, [name for name in names if name is not None])
+        return [DROPPED_DISABLED] * len(bodies)
+    return [NOT_RECORDED if name is None else RECORDED_LOCALLY for name in names]
 
 
 def _nothing() -> None:

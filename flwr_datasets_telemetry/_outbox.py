@@ -501,16 +501,25 @@ def opened(home: str, *, create: bool = False) -> Iterator[tuple[int, int]]:
 # -- the delivery record ---------------------------------------------------------------
 
 
-def record(home: str, entry: Entry, outcome: str) -> bool:
-    """Keep ``outcome`` of ``entry`` with its exact bytes (the last 1,000); never raises."""
+def record(home: str, entry: Entry, outcome: str) -> str | None:
+    """Keep ``outcome`` of ``entry`` with its exact bytes (the last 1,000); the record's
+    name, ``None`` if it could not be written. Never raises."""
     data = _encode(entry.endpoint, entry.body, entry.time, outcome)
+    name = _file_name(time.time(), len(data), ".rec")
     try:
         with _folder(home, "telemetry", "record", create=True) as folder:
-            publish(folder, _file_name(time.time(), len(data), ".rec"), data)
+            publish(folder, name, data)
             _trim_record(folder)
     except OSError:
-        return False
-    return True
+        return None
+    return name
+
+
+def unrecord(home: str, names: list[str]) -> None:
+    """Delete the records ``names`` (written just as telemetry was turned off)."""
+    with contextlib.suppress(OSError), _folder(home, "telemetry", "record", create=False) as folder:
+        for name in names:
+            unlink(folder, name)
 
 
 def _trim_record(folder: int) -> None:

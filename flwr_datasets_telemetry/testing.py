@@ -60,6 +60,6 @@ def capture_events() -> Iterator[CapturedEvents]:
         yield captured
     finally:
         runtime.flush(10.0)
-        if _runtime.STATE.disabled_by is None:  # `disable()` in the block sticks
-            _runtime.STATE.current = previous
+        if _runtime.STATE.current is runtime:  # else `disable()` in the block: it sticks
+            _runtime.STATE.current = None if _runtime.STATE.disabled_by else previous
         runtime.close()

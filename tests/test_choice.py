@@ -128,15 +128,20 @@ print(t.flush(5), len(os.listdir("/proc/self/task")))
     assert not home.exists()
 
 
-def test_disable_inside_a_capture_block_sticks_after_it(endpoint: Endpoint, home: Path) -> None:
+@pytest.mark.parametrize("where", ["inside", "before"])
+def test_disable_sticks_after_a_capture_block(endpoint: Endpoint, home: Path, where: str) -> None:
     """The block ends by putting back the runtime it replaced, unless the person turned
-    telemetry off meanwhile: nothing may turn that back on."""
+    telemetry off: nothing may turn that back on — not the capture's own runtime left
+    in place (a details factory then ran at every tracked call)."""
+    inside = "t.disable()" if where == "inside" else "pass"
+    before = "t.disable()" if where == "before" else ""
     code = f"""
 import flwr_datasets_telemetry as t
 from flwr_datasets_telemetry import _runtime
 from flwr_datasets_telemetry.testing import capture_events
+{before}
 with capture_events():
-    t.disable()
+    {inside}
 print(_runtime.STATE.current is None)
 {TRACKED_CALL}
 t.event("by_hand")

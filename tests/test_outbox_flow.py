@@ -257,19 +257,24 @@ print(sorted(os.listdir(folder)) if os.path.isdir(folder) else [])
 """
 
 
-@pytest.mark.parametrize("step", ["append_many", "opened"])
+@pytest.mark.parametrize(
+    ("step", "mode"),
+    [("append_many", "1"), ("opened", "1"), ("record", "local")],
+)
 def test_disable_during_a_hand_over_writes_and_starts_nothing_after_it(
-    endpoint: Endpoint, home: Path, step: str
+    endpoint: Endpoint, home: Path, step: str, mode: str
 ) -> None:
     """`disable()` from another thread while the sender hands events over (before the
-    outbox write, or before the uploader's start): no event stays written, no uploader
-    starts after it returned."""
+    outbox write, before the uploader's start, before a local-only record): no event
+    stays written or recorded, no uploader starts after it returned."""
     code = DISABLE_DURING_HAND_OVER.format(step=step)
-    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, **FAST})
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "FLWR_TELEMETRY_ENABLED": mode, **FAST}
+    run = run_python(code, env)
     assert run.returncode == 0, run.stderr
     assert "uploader.lock" not in run.stdout
     assert "uploader.starting" not in run.stdout
     assert json.loads(cli("log", "--json").stdout)["waiting"] == []
+    assert recorded_outcomes(home) == ""
     assert endpoint.connections == 0
 
 

@@ -718,7 +718,7 @@ def test_an_uploader_waiting_for_one_endpoint_soon_sends_to_another(
         "_delivery.FIRST_BACKOFF = 0.3", "_delivery.FIRST_BACKOFF = 120.0"
     )
     fill(home, refused_url(), range(1))
-    with patient(home, code) as uploader:
+    with patient(home, code, wait="600") as uploader:  # patience beyond the back-off
         assert wait_until(lambda: len(_outbox.records(str(home))) >= 1)  # tried, failed
         assert uploader.poll() is None  # waiting out the back-off, lock held
         (body,) = fill(home, endpoint.url, range(1, 2))
