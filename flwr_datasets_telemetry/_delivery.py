@@ -53,6 +53,12 @@ QUEUED_OFFLINE: Final = "queued: offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE), w
 QUEUED_BACKOFF: Final = "queued: the endpoint failed or was out of reach, next attempt after {}"
 RECORDED_LOCALLY: Final = "recorded locally (local-only mode), never uploaded"
 NOT_RECORDED: Final = "dropped: local-only and the record cannot be written"
+MAYBE_SENT: Final = (
+    "taken back for local-only mode while an uploader was sending it: "
+    "it may have reached the endpoint"
+)
+#: How often `retract` looks for an event an uploader moves between two looks.
+_RETRACT_LOOKS: Final = 3
 OVERSIZED: Final = "dropped: larger than the outbox takes"
 DROPPED_OFFLINE: Final = "dropped: offline and the outbox cannot be written"
 DROPPED_DISABLED: Final = "dropped: telemetry was turned off (disable())"
@@ -577,42 +583,73 @@ def _start_delivery(
         return QUEUED, {name for name in names if _outbox.unlink(outbox, name)}
 
 
-def retract(home: str | None, names: list[str], record_as: str | None = None) -> list[str]:
+def retract(
+    home: str | None,
+    names: list[str],
+    record_as: str | None = None,
+    in_flight: list[str] | None = None,
+) -> list[str]:
     """Take this process's own events back out of the outbox (an opt-out, or local-only
-    mode, chosen after they were handed over); the names taken back. An event an
-    uploader has claimed is taken back too: a send already under way cannot be
-    stopped, but the uploader then finds its claim gone, so it neither records nor
-    retries it (one that failed would be sent again after a back-off otherwise). With
+    mode, chosen after they were handed over); the names taken back. Never raises.
+
+    An event an uploader has claimed is taken back too (its name goes to
+    ``in_flight``): a send already under way cannot be stopped, but the uploader then
+    finds its claim gone, so it neither records nor retries it (one that failed would
+    be sent again after a back-off otherwise). An uploader may release or claim an
+    event between two looks: each is looked for up to `_RETRACT_LOOKS` times. With
     ``record_as``, each event taken back is kept in the record with that outcome
-    (local-only mode still records). Never raises."""
+    (local-only mode still records); one taken from an uploader is recorded as
+    `MAYBE_SENT`, for it may have reached the endpoint."""
     taken: list[str] = []
     if home is None or not names:
         return taken
     batch = list(names)  # the sender may append meanwhile: only these are dealt with
     try:
         with _outbox.opened(home) as (_, outbox):
-            claims: dict[str, str] | None = None
-            for name in batch:
-                was_there, data = _outbox.take(outbox, name, _outbox.MAX_ENTRY)
-                if not was_there:
-                    if claims is None:  # listed once, and only if an uploader has some
-                        claims = _outbox.claims(outbox)
+            pending = batch
+            for _ in range(_RETRACT_LOOKS):
+                missed = []
+                for name in pending:
+                    was_there, data = _outbox.take(outbox, name, _outbox.MAX_ENTRY)
+                    if was_there:
+                        taken.append(name)
+                        _keep(home, name, data, record_as)
+                    else:
+                        missed.append(name)
+                if not missed:
+                    break
+                listing = _outbox.names(outbox)  # once per look, only if some were missed
+                claims = _outbox.claims(listing)
+                pending = []
+                for name in missed:
                     claimed = claims.get(name)
                     if claimed is None:
-                        continue
+                        if name in listing:  # released meanwhile: look again
+                            pending.append(name)
+                        continue  # sent, or trimmed: gone
                     was_there, data = _outbox.take(outbox, claimed, _outbox.MAX_ENTRY)
-                    if not was_there:
+                    if not was_there:  # released or finished meanwhile
+                        pending.append(name)
                         continue
-                taken.append(name)
-                entry = _outbox.decode(name, data)
-                if record_as is not None and entry is not None:
-                    _outbox.record(home, entry, record_as)
+                    taken.append(name)
+                    if in_flight is not None:
+                        in_flight.append(name)
+                    _keep(home, name, data, None if record_as is None else MAYBE_SENT)
+                if not pending:
+                    break
     except Exception:
         pass
     for name in batch:
         with contextlib.suppress(ValueError):
             names.remove(name)
     return taken
+
+
+def _keep(home: str, name: str, data: bytes | None, outcome: str | None) -> None:
+    """Record an event taken back, with ``outcome`` (none: an opt-out keeps nothing)."""
+    entry = _outbox.decode(name, data)
+    if outcome is not None and entry is not None:
+        _outbox.record(home, entry, outcome)
 
 
 def await_delivery(

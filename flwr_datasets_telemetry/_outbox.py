@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 from . import _files
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 #: Bounds of the outbox (waiting events): count, bytes, age.
 MAX_EVENTS: Final = 1000
@@ -433,12 +433,11 @@ def backoff_names(telemetry: int) -> list[str]:
     return [name for name in _names(telemetry) if _BACKOFF.fullmatch(name)]
 
 
-def claims(outbox: int) -> dict[str, str]:
-    """The claimed events: each event's name, with the name of its claim."""
+def claims(listing: Iterable[str]) -> dict[str, str]:
+    """The claimed events among the names of an outbox ``listing``: each event's name,
+    with the name of its claim."""
     return {
-        name.split(".claim-", maxsplit=1)[0]: name
-        for name in _names(outbox)
-        if _CLAIMED.fullmatch(name)
+        name.split(".claim-", maxsplit=1)[0]: name for name in listing if _CLAIMED.fullmatch(name)
     }
 
 

@@ -289,9 +289,16 @@ class Pipeline:
     def retract(self, record_as: str | None = None) -> None:
         """After an opt-out (or local-only mode, which records them as ``record_as``),
         take back what this process put in the outbox; `flush` no longer waits for it."""
-        taken = set(_delivery.retract(self.config.home, self._handed_over, record_as))
+        in_flight: list[str] = []
+        taken = set(_delivery.retract(self.config.home, self._handed_over, record_as, in_flight))
         if taken:
             for entry in [e for e in self._with_uploader if e[0] in taken]:
                 with contextlib.suppress(ValueError):  # one by one: the sender may append
                     self._with_uploader.remove(entry)
-            _log.log(f"{len(taken)} event(s) taken back out of the outbox, never sent")
+            unsent = len(taken) - len(in_flight)
+            _log.log(f"{unsent} event(s) taken back out of the outbox, never sent")
+            if in_flight:
+                _log.log(
+                    f"{len(in_flight)} event(s) taken back from the uploader while it was "
+                    "sending them: never tried again, but they may have reached the endpoint"
+                )

@@ -615,8 +615,39 @@ def test_an_opt_out_takes_back_an_event_an_uploader_is_sending(
         assert not _outbox.release(outbox, claimed)  # its failed try cannot come back
         assert not _outbox.exists(outbox, claimed)  # `Uploader.one` then records nothing
         assert os.listdir(home / "telemetry" / "outbox") == []
-    recorded = sorted(entry.body for entry in _outbox.records(str(home)))
-    assert recorded == ([] if record_as is None else [event(1), event(2)])
+    recorded = sorted((entry.body, entry.outcome) for entry in _outbox.records(str(home)))
+    claimed_body = event(1)  # names[0]: the names come in the order of the bodies
+    assert recorded == (
+        []
+        if record_as is None
+        else sorted(  # the one taken from the uploader may have reached the endpoint
+            (body, _delivery.MAYBE_SENT if body == claimed_body else record_as)
+            for body in (event(1), event(2))
+        )
+    )
+
+
+def test_an_event_released_between_two_looks_is_still_taken_back(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The uploader puts a failed event back (a 5xx) just between the opt-out's failed
+    take and its look for the claim: the event is looked for again, not left behind."""
+    config = Config(home=str(home), endpoint=refused_url())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    names: list[str] = []
+    _delivery.hand_over_many(config, [event(1)], config.endpoint, appended=names)
+    with _outbox.opened(str(home)) as (_, outbox):
+        claimed = _outbox.claim(outbox, names[0], "0123456789ab")
+        assert claimed is not None
+        real = _outbox._names  # the listing that looks for the claim
+
+        def releasing_first(folder: int) -> list[str]:
+            _outbox.release(outbox, claimed)  # the uploader, at the worst moment
+            return real(folder)
+
+        monkeypatch.setattr(_outbox, "_names", releasing_first)
+        assert _delivery.retract(str(home), list(names)) == names
+    assert os.listdir(home / "telemetry" / "outbox") == []
 
 
 def test_the_uploader_forgets_back_offs_that_ended_long_ago(endpoint: Endpoint, home: Path) -> None:
