@@ -292,6 +292,8 @@ def take_lock(telemetry: int, attempts: int = 40) -> tuple[int, bool] | None:
     import fcntl
 
     fd = _open_lock(telemetry)
+    if fd is None and _remove_trap(telemetry, LOCK):  # else every batch starts its own
+        fd = _open_lock(telemetry)
     if fd is None:
         return -1, False
     for _ in range(attempts):
@@ -319,6 +321,8 @@ def _announce_start(telemetry: int) -> bool:
             )
         except FileExistsError:
             if not _is_regular(telemetry, STARTING):
+                if _remove_trap(telemetry, STARTING):
+                    continue
                 return True  # a trap we cannot remove: start without announcing
             if _starting(telemetry):
                 return False
@@ -330,6 +334,21 @@ def _announce_start(telemetry: int) -> bool:
         os.close(fd)
         return True
     return False
+
+
+def _remove_trap(folder: int, name: str) -> bool:
+    """Remove what is not a regular file at our ``name``: an empty folder, a FIFO, a
+    symlink (never followed); whether something was removed."""
+    try:
+        if _is_regular(folder, name):
+            return False
+        try:
+            os.rmdir(name, dir_fd=folder)
+        except NotADirectoryError:
+            os.unlink(name, dir_fd=folder)
+    except OSError:
+        return False
+    return True
 
 
 def _is_regular(folder: int, name: str) -> bool:

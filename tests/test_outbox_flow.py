@@ -278,15 +278,20 @@ def test_disable_during_a_hand_over_writes_and_starts_nothing_after_it(
     assert endpoint.connections == 0
 
 
-@pytest.mark.parametrize("trap", ["uploader.lock", "uploader.starting"])
+@pytest.mark.parametrize(
+    ("trap", "full"),
+    [("uploader.lock", False), ("uploader.starting", False), ("uploader.lock", True)],
+)
 def test_a_folder_in_place_of_the_uploader_s_lock_or_start_file_still_delivers(
-    endpoint: Endpoint, home: Path, trap: str
+    endpoint: Endpoint, home: Path, trap: str, full: bool
 ) -> None:
-    """Something not ours in the lock's or the start announcement's place, which we
-    cannot remove: every host started an uploader that left at once, or none at all,
-    and events waited for ever. Now the uploader works without them, as where file
-    systems have no locks."""
+    """Something not ours in the lock's or the start announcement's place: every host
+    started an uploader that left at once, or none at all, and events waited for ever.
+    An empty folder is removed and the real file made (one that cannot be removed is
+    worked around, as where file systems have no locks)."""
     (home / "telemetry" / trap).mkdir(parents=True)
+    if full:  # a folder that cannot simply be removed
+        (home / "telemetry" / trap / "keep").write_text("")
     home.chmod(0o700)
     (home / "telemetry").chmod(0o700)
     code = "import flwr_datasets_telemetry as t\nt.event('one')\nprint(t.flush(30))\n"
@@ -294,7 +299,7 @@ def test_a_folder_in_place_of_the_uploader_s_lock_or_start_file_still_delivers(
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True"]
     assert len(endpoint.bodies) == 1
-    assert (home / "telemetry" / trap).is_dir()  # left alone
+    assert (home / "telemetry" / trap).is_dir() == full  # else repaired: one uploader again
 
 
 def test_local_only_mode_chosen_when_no_uploader_can_start_still_never_uploads(
