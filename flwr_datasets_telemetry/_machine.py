@@ -26,11 +26,19 @@ class Uname(NamedTuple):
     machine: str
 
 
+#: Where `platform.uname` says more than `os.uname` (Android and iOS since 3.13: the
+#: OS and its release, not the kernel's; OpenVMS and old Windows: fields fixed up).
+_PLATFORM_KNOWS_BETTER: Final = frozenset({"android", "ios"})
+_SYSTEMS_FIXED_UP: Final = frozenset({"OpenVMS", "Microsoft"})
+
+
 @functools.cache
 def uname() -> Uname:
-    if hasattr(os, "uname"):
+    if hasattr(os, "uname") and sys.platform not in _PLATFORM_KNOWS_BETTER:
         raw = os.uname()
-        return Uname(raw.sysname, raw.nodename, raw.release, raw.machine)
+        if raw.sysname not in _SYSTEMS_FIXED_UP:
+            fields = (raw.sysname, raw.nodename, raw.release, raw.machine)
+            return Uname(*("" if field == "unknown" else field for field in fields))
     import platform
 
     return Uname(platform.system(), platform.node(), platform.release(), platform.machine())

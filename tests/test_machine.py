@@ -48,6 +48,25 @@ def test_without_os_uname_platform_answers(monkeypatch: pytest.MonkeyPatch) -> N
     assert tuple(_machine.uname()) == expected
 
 
+@pytest.mark.parametrize("where", ["android", "ios"])
+def test_where_platform_says_more_than_os_uname_platform_answers(
+    monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Since 3.13, `platform` names Android and iOS and their release, not the kernel."""
+    monkeypatch.setattr(sys, "platform", where)
+    monkeypatch.setattr(
+        platform, "uname", lambda: platform.uname_result("iOS", "n", "17.0", "", "arm64")
+    )
+    assert tuple(_machine.uname()) == ("iOS", "n", "17.0", "arm64")
+
+
+def test_unknown_fields_are_blank_as_platform_has_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        os, "uname", lambda: os.uname_result(("Linux", "n", "unknown", "#1", "unknown"))
+    )
+    assert tuple(_machine.uname()) == ("Linux", "n", "", "")
+
+
 def test_an_interpreter_it_does_not_name_is_named_by_platform(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
