@@ -39,9 +39,13 @@ def uname() -> Uname:
         if raw.sysname not in _SYSTEMS_FIXED_UP:
             fields = (raw.sysname, raw.nodename, raw.release, raw.machine)
             return Uname(*("" if field == "unknown" else field for field in fields))
+    from . import _runtime  # the fork guard: `platform` (and on Android `ctypes`) imports
+
+    _runtime.import_guarded("platform")
     import platform
 
-    return Uname(platform.system(), platform.node(), platform.release(), platform.machine())
+    found = _runtime.run_guarded(platform.uname)
+    return Uname(found.system, found.node, found.release, found.machine)
 
 
 def python_implementation() -> str:

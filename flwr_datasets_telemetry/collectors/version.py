@@ -39,6 +39,7 @@ def _import_metadata() -> None:
 @functools.cache
 def _distributions_by_package() -> dict[str, list[str]]:
     _import_metadata()
+    _runtime.import_guarded("csv")  # 3.13 imports it as it reads the file lists
     from importlib import metadata
 
     # Unguarded: it reads every distribution's file list (a second in a large
