@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from flwr_datasets_telemetry import _machine
+from flwr_datasets_telemetry import _machine, _runtime
 from flwr_datasets_telemetry.collectors import platform as platform_collector
 
 
@@ -52,12 +52,18 @@ def test_without_os_uname_platform_answers(monkeypatch: pytest.MonkeyPatch) -> N
 def test_where_platform_says_more_than_os_uname_platform_answers(
     monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    """Since 3.13, `platform` names Android and iOS and their release, not the kernel."""
+    """Since 3.13, `platform` names Android and iOS and their release, not the kernel;
+    asked with the fork guard held (on Android it imports `ctypes`)."""
+    guarded: list[bool] = []
+
+    def uname() -> platform.uname_result:
+        guarded.append(_runtime.IMPORT_GUARD.locked())
+        return platform.uname_result("iOS", "n", "17.0", "", "arm64")
+
     monkeypatch.setattr(sys, "platform", where)
-    monkeypatch.setattr(
-        platform, "uname", lambda: platform.uname_result("iOS", "n", "17.0", "", "arm64")
-    )
+    monkeypatch.setattr(platform, "uname", uname)
     assert tuple(_machine.uname()) == ("iOS", "n", "17.0", "arm64")
+    assert guarded == [True]
 
 
 def test_unknown_fields_are_blank_as_platform_has_them(monkeypatch: pytest.MonkeyPatch) -> None:
