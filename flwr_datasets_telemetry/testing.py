@@ -46,7 +46,8 @@ class CapturedEvents:
 
 @contextlib.contextmanager
 def capture_events() -> Iterator[CapturedEvents]:
-    """Capture every event of this process while the block runs (not thread-local)."""
+    """Capture every event of this process while the block runs (not thread-local;
+    blocks on several threads must nest, as a ``with`` does)."""
     # No probe, and no transport but the capture's.
     blocked = frozenset({"hardware", *(b.name for b in BUILTINS if b.transport)})
     config = Config(home=None, blocked=blocked, autoload=False, in_process=True)
@@ -62,4 +63,10 @@ def capture_events() -> Iterator[CapturedEvents]:
         runtime.flush(10.0)
         if _runtime.STATE.current is runtime:  # else `disable()` in the block: it sticks
             _runtime.STATE.current = None if _runtime.STATE.disabled_by else previous
+        if _runtime.STATE.disabled_by and previous is not None:
+            try:  # what `disable()` does to the runtime it finds, done for the one it missed
+                previous.close()
+                previous.retract()
+            except BaseException:
+                pass
         runtime.close()

@@ -136,9 +136,12 @@ def test_disable_sticks_after_a_capture_block(endpoint: Endpoint, home: Path, wh
     inside = "t.disable()" if where == "inside" else "pass"
     before = "t.disable()" if where == "before" else ""
     code = f"""
+import os
 import flwr_datasets_telemetry as t
 from flwr_datasets_telemetry import _runtime
 from flwr_datasets_telemetry.testing import capture_events
+t.event("waiting")  # offline: it waits in the outbox until the opt-out
+t.flush(5)
 {before}
 with capture_events():
     {inside}
@@ -146,12 +149,13 @@ print(_runtime.STATE.current is None)
 {TRACKED_CALL}
 t.event("by_hand")
 print(t.flush(5))
+print(os.listdir(os.path.join(os.environ["FLWR_HOME"], "telemetry", "outbox")))
 """
-    run = run_python(code, {"FLWR_TELEMETRY_ENDPOINT": endpoint.url})
+    env = {"FLWR_TELEMETRY_ENDPOINT": endpoint.url, "HF_HUB_OFFLINE": "1"}
+    run = run_python(code, env)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["True", "True"]
+    assert run.stdout.split() == ["True", "True", "[]"]  # the one waiting, taken back
     assert endpoint.connections == 0
-    assert not home.exists()
 
 
 def test_disable_drops_queued_events_and_forked_children_stay_off(
