@@ -338,14 +338,27 @@ def _announce_start(telemetry: int) -> bool:
 
 def _remove_trap(folder: int, name: str) -> bool:
     """Remove what is not a regular file at our ``name``: an empty folder, a FIFO, a
-    symlink (never followed); whether something was removed."""
+    symlink (never followed); whether something was removed.
+
+    Another host may repair it at the same moment and lock the real file it made: a
+    folder is only ever `rmdir`-ed (which never removes a file), anything else is
+    first moved aside and put back if it turns out to be such a file (same inode: its
+    lock holds)."""
     try:
-        if _is_regular(folder, name):
+        mode = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
+        if stat.S_ISREG(mode):
             return False
-        try:
+        if stat.S_ISDIR(mode):
             os.rmdir(name, dir_fd=folder)
-        except NotADirectoryError:
-            os.unlink(name, dir_fd=folder)
+            return True
+        aside = f".tmp-{_outbox.random_token()}"
+        os.rename(name, aside, src_dir_fd=folder, dst_dir_fd=folder)
+        if stat.S_ISREG(os.stat(aside, dir_fd=folder, follow_symlinks=False).st_mode):
+            with contextlib.suppress(OSError):
+                os.link(aside, name, src_dir_fd=folder, dst_dir_fd=folder)
+            os.unlink(aside, dir_fd=folder)
+            return False
+        os.unlink(aside, dir_fd=folder)
     except OSError:
         return False
     return True

@@ -14,6 +14,7 @@ import threading
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -417,3 +418,57 @@ def test_a_deeply_nested_back_off_file_is_no_back_off(home: Path) -> None:
         (name,) = [n for n in os.listdir(home / "telemetry") if n.startswith("backoff-")]
         (home / "telemetry" / name).write_bytes(DEEP)
         assert _delivery.backing_off(telemetry, URL) is None
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "symlink to a folder", "dangling symlink"])
+def test_a_trap_at_the_uploader_lock_is_removed_and_nothing_else(
+    home: Path, tmp_path: Path, kind: str
+) -> None:
+    telemetry = home / "telemetry"
+    (telemetry / "outbox").mkdir(parents=True)
+    target = tmp_path / "target"
+    target.mkdir()
+    lock = telemetry / _delivery.LOCK
+    {
+        "fifo": lambda: os.mkfifo(lock),
+        "folder": lock.mkdir,
+        "symlink to a folder": lambda: lock.symlink_to(target),
+        "dangling symlink": lambda: lock.symlink_to(tmp_path / "missing"),
+    }[kind]()
+    with _outbox.opened(str(home)) as (telemetry_fd, _):
+        assert _delivery._remove_trap(telemetry_fd, _delivery.LOCK)
+    assert not os.path.lexists(lock)
+    assert target.is_dir()  # never followed
+    assert sorted(os.listdir(telemetry)) == ["outbox"]  # nothing left aside
+
+
+def test_what_cannot_be_a_trap_is_left_alone(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full folder stays; a regular file (a real lock another host just made, seen as
+    something else a moment before) is put back as it was: the same inode, so the
+    lock that host holds on it still holds."""
+    telemetry = home / "telemetry"
+    (telemetry / "outbox").mkdir(parents=True)
+    (telemetry / "full").mkdir()
+    (telemetry / "full" / "keep").write_text("")
+    lock = telemetry / _delivery.LOCK
+    lock.write_text("")
+    inode = lock.stat().st_ino
+    real_stat = os.stat
+    looks: list[str] = []
+
+    def stale_first_look(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        looks.append(str(path))
+        result = real_stat(path, *args, **kwargs)
+        if len(looks) == 1:  # the first look still sees what was there before: a FIFO
+            fields = list(result)
+            fields[0] = stat.S_IFIFO | 0o600
+            return os.stat_result(fields)
+        return result
+
+    with _outbox.opened(str(home)) as (telemetry_fd, _):
+        assert not _delivery._remove_trap(telemetry_fd, "full")
+        monkeypatch.setattr(os, "stat", stale_first_look)
+        assert not _delivery._remove_trap(telemetry_fd, _delivery.LOCK)
+    monkeypatch.undo()
+    assert lock.stat().st_ino == inode
+    assert sorted(os.listdir(telemetry)) == sorted(["full", _delivery.LOCK, "outbox"])
