@@ -656,9 +656,13 @@ def retract(
                 for name in missed:
                     claimed = claims.get(name)
                     if claimed is None:
-                        if name in listing:  # released meanwhile: look again
-                            pending.append(name)
-                        continue  # sent, or trimmed: gone
+                        # Released meanwhile (a listing of a changing folder may show
+                        # neither name): one more try, else sent or trimmed: gone.
+                        was_there, data = _outbox.take(outbox, name, _outbox.MAX_ENTRY)
+                        if was_there:
+                            taken.append(name)
+                            _keep(home, name, data, record_as)
+                        continue
                     was_there, data = _outbox.take(outbox, claimed, _outbox.MAX_ENTRY)
                     if not was_there:  # released or finished meanwhile
                         pending.append(name)

@@ -136,6 +136,8 @@ class Uploader:
             _outbox.finish(outbox, claimed)
             _outbox.count_drops(telemetry, {"corrupt": 1})
             return True
+        if not _outbox.exists(outbox, claimed):  # its host took it back (an opt-out)
+            return True
         outcome = _delivery.deliver(plugins, entry.body, payload, endpoint)
         if _outbox.exists(outbox, claimed):  # else `forget` ran meanwhile: record nothing
             _outbox.record(self.home, entry, outcome.text)  # first: `flush` reads it after

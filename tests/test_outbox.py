@@ -429,12 +429,12 @@ def test_a_trap_at_the_uploader_lock_is_removed_and_nothing_else(
     target = tmp_path / "target"
     target.mkdir()
     lock = telemetry / _delivery.LOCK
-    {
-        "fifo": lambda: os.mkfifo(lock),
-        "folder": lock.mkdir,
-        "symlink to a folder": lambda: lock.symlink_to(target),
-        "dangling symlink": lambda: lock.symlink_to(tmp_path / "missing"),
-    }[kind]()
+    if kind == "fifo":
+        os.mkfifo(lock)
+    elif kind == "folder":
+        lock.mkdir()
+    else:
+        lock.symlink_to(target if kind == "symlink to a folder" else tmp_path / "missing")
     with _outbox.opened(str(home)) as (telemetry_fd, _):
         assert _delivery._remove_trap(telemetry_fd, _delivery.LOCK)
     assert not os.path.lexists(lock)

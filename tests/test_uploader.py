@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flwr_datasets_telemetry import _delivery, _outbox
+from flwr_datasets_telemetry import _delivery, _files, _outbox, _uploader
 from flwr_datasets_telemetry._config import Config
 from flwr_datasets_telemetry._plugins import load_plugins
 from flwr_datasets_telemetry.hookspecs import hookimpl
@@ -666,6 +666,51 @@ def test_the_uploader_forgets_back_offs_that_ended_long_ago(endpoint: Endpoint, 
     with _outbox.opened(str(home)) as (telemetry, _):
         left = _outbox.backoff_names(telemetry)
         assert left == [_delivery._backoff_name("https://recent.example/")]
+
+
+def test_an_event_a_listing_missed_is_still_taken_back(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing of a folder that changes meanwhile may show neither the claim nor the
+    released event: one more try before it counts as gone."""
+    config = Config(home=str(home), endpoint=refused_url())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    names: list[str] = []
+    _delivery.hand_over_many(config, [event(1)], config.endpoint, appended=names)
+    with _outbox.opened(str(home)) as (_, outbox):
+        claimed = _outbox.claim(outbox, names[0], "0123456789ab")
+        assert claimed is not None
+
+        def missing_both(folder: int) -> list[str]:
+            _outbox.release(outbox, claimed)  # during the listing, which sees neither
+            return []
+
+        monkeypatch.setattr(_outbox, "_names", missing_both)
+        assert _delivery.retract(str(home), list(names)) == names
+    monkeypatch.undo()
+    assert os.listdir(home / "telemetry" / "outbox") == []
+
+
+def test_an_uploader_sends_nothing_its_host_took_back_after_the_claim(
+    endpoint: Endpoint, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host takes an event back (an opt-out) just after the uploader claimed it,
+    before the send: the uploader looks once more and sends nothing."""
+    fill(home, endpoint.url, range(1))
+    real = _files.parse_json
+
+    def host_takes_it_back(raw: bytes) -> Any:
+        if b"event_type" in raw:  # the body, parsed after the claim (not a file header)
+            with _outbox.opened(str(home)) as (_, outbox):
+                (claim,) = os.listdir(home / "telemetry" / "outbox")
+                assert ".claim-" in claim
+                assert _outbox.take(outbox, claim, _outbox.MAX_ENTRY)[0]
+        return real(raw)
+
+    monkeypatch.setattr(_files, "parse_json", host_takes_it_back)
+    _uploader.Uploader(str(home)).run_once()  # in this process: the real transports
+    assert endpoint.bodies == []
+    assert _outbox.records(str(home)) == []
 
 
 def test_local_only_records_and_never_queues(home: Path) -> None:
