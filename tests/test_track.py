@@ -6,6 +6,7 @@ import asyncio
 import functools
 import inspect
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -141,14 +142,18 @@ class NotAnException(BaseException):
     """A `BaseException` that is neither of the two a person stops a program with."""
 
 
+def details_raising(raised: type[BaseException]) -> Callable[..., dict[str, Any]]:
+    def broken(*_: Any, **__: Any) -> dict[str, Any]:
+        raise raised
+
+    return broken
+
+
 @pytest.mark.parametrize("raised", [GeneratorExit, NotAnException])
 def test_a_details_factory_raising_any_base_exception_costs_only_the_event(
     captured: CapturedEvents, raised: type[BaseException]
 ) -> None:
-    def broken(*_: Any) -> dict[str, Any]:
-        raise raised
-
-    @track("broken_details", details=broken)
+    @track("broken_details", details=details_raising(raised))
     def work() -> int:
         return 7
 
@@ -160,8 +165,7 @@ def test_a_details_factory_raising_any_base_exception_costs_only_the_event(
 def test_the_host_s_own_exception_wins_over_anything_the_details_factory_raises(
     captured: CapturedEvents, raised: type[BaseException]
 ) -> None:
-    def broken(*_: Any) -> dict[str, Any]:
-        raise raised
+    broken = details_raising(raised)
 
     @track("broken_details", details=broken)
     def work() -> None:
@@ -184,10 +188,7 @@ def test_ctrl_c_or_sys_exit_while_details_run_are_the_person_s(
     """How a person stops a program (a signal handler's, as likely as the factory's):
     never swallowed."""
 
-    def interrupted(*_: Any) -> dict[str, Any]:
-        raise raised
-
-    @track("interrupted", details=interrupted)
+    @track("interrupted", details=details_raising(raised))
     def work() -> int:
         return 7
 
