@@ -638,54 +638,43 @@ def retract(
     batch = list(names)  # the sender may append meanwhile: only these are dealt with
     try:
         with _outbox.opened(home) as (_, outbox):
+
+            def take_back(name: str, source: str, outcome: str | None) -> bool:
+                """Take ``source`` (``name`` itself, or its claim) and record it with
+                ``outcome`` (none: an opt-out keeps nothing); whether it was there."""
+                was_there, data = _outbox.take(outbox, source, _outbox.MAX_ENTRY)
+                if not was_there:
+                    return False
+                taken.append(name)
+                if outcome is not None and (entry := _outbox.decode(name, data)) is not None:
+                    _outbox.record(home, entry, outcome)
+                return True
+
+            maybe_sent = None if record_as is None else MAYBE_SENT
             pending = batch
             for _ in range(_RETRACT_LOOKS):
-                missed = []
-                for name in pending:
-                    was_there, data = _outbox.take(outbox, name, _outbox.MAX_ENTRY)
-                    if was_there:
-                        taken.append(name)
-                        _keep(home, name, data, record_as)
-                    else:
-                        missed.append(name)
+                missed = [name for name in pending if not take_back(name, name, record_as)]
                 if not missed:
                     break
-                listing = _outbox.names(outbox)  # once per look, only if some were missed
-                claims = _outbox.claims(listing)
+                claims = _outbox.claims(_outbox.names(outbox))  # one listing per look
                 pending = []
                 for name in missed:
                     claimed = claims.get(name)
                     if claimed is None:
                         # Released meanwhile (a listing of a changing folder may show
                         # neither name): one more try, else sent or trimmed: gone.
-                        was_there, data = _outbox.take(outbox, name, _outbox.MAX_ENTRY)
-                        if was_there:
-                            taken.append(name)
-                            _keep(home, name, data, record_as)
-                        continue
-                    was_there, data = _outbox.take(outbox, claimed, _outbox.MAX_ENTRY)
-                    if not was_there:  # released or finished meanwhile
+                        take_back(name, name, record_as)
+                    elif take_back(name, claimed, maybe_sent):
+                        if in_flight is not None:
+                            in_flight.append(name)
+                    else:  # released or finished meanwhile: look again
                         pending.append(name)
-                        continue
-                    taken.append(name)
-                    if in_flight is not None:
-                        in_flight.append(name)
-                    _keep(home, name, data, None if record_as is None else MAYBE_SENT)
-                if not pending:
-                    break
     except Exception:
         pass
     for name in batch:
         with contextlib.suppress(ValueError):
             names.remove(name)
     return taken
-
-
-def _keep(home: str, name: str, data: bytes | None, outcome: str | None) -> None:
-    """Record an event taken back, with ``outcome`` (none: an opt-out keeps nothing)."""
-    entry = _outbox.decode(name, data)
-    if outcome is not None and entry is not None:
-        _outbox.record(home, entry, outcome)
 
 
 def await_delivery(
